@@ -1,0 +1,216 @@
+"""The pipeline spec: one TOML file that adapts streamml to a use case.
+
+It declares the event fields (types, valid ranges), the entity keys, the streaming aggregates, the
+label and its feedback window, the champion and challenger models and the drift detectors. Load it
+with :func:`load_spec`, which accepts a built-in name (``clicks``) or a path, and raises
+:class:`SpecError` naming the problem.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+BUILTIN_DIR = Path(__file__).parent / "specs"
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldSpec(_Closed):
+    """One raw event field: its type and what values are valid."""
+
+    type: Literal["float", "int", "bool", "categorical"]
+    min: float | None = None
+    max: float | None = None
+    values: tuple[str, ...] | None = None
+    required: bool = True
+
+    @model_validator(mode="after")
+    def _range_fits_type(self) -> FieldSpec:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        if self.type == "categorical" and (self.min is not None or self.max is not None):
+            raise ValueError("a categorical field takes 'values', not min/max")
+        if self.type != "categorical" and self.values is not None:
+            raise ValueError("'values' is only for categorical fields")
+        return self
+
+
+AggregateFunction = Literal["count", "sum", "mean", "min", "max", "last"]
+
+
+class AggregateSpec(_Closed):
+    """An aggregate of ``field`` per ``entity`` over a tumbling or hopping window."""
+
+    name: Identifier
+    entity: Identifier
+    function: AggregateFunction
+    field: Identifier | None = None
+    window: Literal["tumbling", "hopping"] = "tumbling"
+    size_seconds: float = Field(gt=0, le=30 * 24 * 3600)
+    step_seconds: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _window_is_possible(self) -> AggregateSpec:
+        if self.function != "count" and self.field is None:
+            raise ValueError(f"aggregate '{self.name}': function '{self.function}' needs a field")
+        if self.window == "hopping":
+            if self.step_seconds is None:
+                raise ValueError(f"aggregate '{self.name}': a hopping window needs step_seconds")
+            if self.step_seconds > self.size_seconds:
+                raise ValueError(
+                    f"aggregate '{self.name}': step_seconds ({self.step_seconds}) is larger "
+                    f"than size_seconds ({self.size_seconds})"
+                )
+        elif self.step_seconds is not None:
+            raise ValueError(f"aggregate '{self.name}': step_seconds is only for hopping windows")
+        return self
+
+
+class LabelSpec(_Closed):
+    """The natural label: its type, how long to wait for it, what silence means."""
+
+    type: Literal["binary", "multiclass", "regression"]
+    feedback_window_seconds: float = Field(gt=0, le=7 * 24 * 3600)
+    on_timeout: Literal["negative", "drop"] = "drop"
+    negative_value: bool | int | float | str = 0
+
+    @model_validator(mode="after")
+    def _timeout_fits_type(self) -> LabelSpec:
+        if self.on_timeout == "negative" and self.type == "regression":
+            raise ValueError("on_timeout = 'negative' needs a binary or multiclass label")
+        return self
+
+
+class ModelSpec(_Closed):
+    """A River estimator by dotted name under ``river`` (``linear_model.LogisticRegression``)."""
+
+    name: Identifier
+    estimator: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_]*)?$")
+    params: dict[str, bool | int | float | str] = Field(default_factory=dict)
+    scale: bool = False
+
+
+class ModelsSpec(_Closed):
+    """The champion that serves predictions and the challengers that learn in its shadow."""
+
+    champion: ModelSpec
+    challengers: tuple[ModelSpec, ...] = ()
+
+
+class DetectorSpec(_Closed):
+    """A River drift detector by name under ``river.drift`` with its parameters."""
+
+    detector: Literal["ADWIN", "PageHinkley", "KSWIN", "DDM"] = "ADWIN"
+    params: dict[str, float | int] = Field(default_factory=dict)
+    cooldown_observations: int = Field(default=500, ge=0)
+
+
+class DriftSpec(_Closed):
+    """Which detectors watch what."""
+
+    concept: DetectorSpec = Field(default_factory=DetectorSpec)
+
+
+class PipelineSpec(_Closed):
+    """A whole use case. Entity keys name the event's ``entity`` map; the first is the partition
+    key of the ``events`` topic."""
+
+    name: Identifier
+    description: str = ""
+    entity_keys: tuple[Identifier, ...] = Field(min_length=1)
+    fields: dict[Identifier, FieldSpec] = Field(min_length=1)
+    aggregates: tuple[AggregateSpec, ...] = ()
+    label: LabelSpec
+    models: ModelsSpec
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> PipelineSpec:
+        names = set(self.fields)
+        for aggregate in self.aggregates:
+            if aggregate.entity not in self.entity_keys:
+                raise ValueError(
+                    f"aggregate '{aggregate.name}': entity '{aggregate.entity}' is not one of "
+                    f"entity_keys {list(self.entity_keys)}"
+                )
+            if aggregate.field is not None:
+                if aggregate.field not in names:
+                    raise ValueError(
+                        f"aggregate '{aggregate.name}': unknown field '{aggregate.field}'"
+                    )
+                if self.fields[aggregate.field].type == "categorical" and aggregate.function in (
+                    "sum", "mean", "min", "max"
+                ):
+                    raise ValueError(
+                        f"aggregate '{aggregate.name}': '{aggregate.function}' of categorical "
+                        f"field '{aggregate.field}'"
+                    )
+            if aggregate.name in names:
+                raise ValueError(f"aggregate '{aggregate.name}' has the name of a field")
+        model_names = [self.models.champion.name, *(m.name for m in self.models.challengers)]
+        if len(set(model_names)) != len(model_names):
+            raise ValueError(f"model names must be unique, got {model_names}")
+        return self
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used; the message names the file, the place and the problem."""
+
+
+def builtin_specs() -> list[str]:
+    """Names of the specs shipped with streamml."""
+    return sorted(path.stem for path in BUILTIN_DIR.glob("*.toml"))
+
+
+def resolve_spec_path(name_or_path: str) -> Path:
+    """A built-in spec's file, or ``name_or_path`` itself when it is a file."""
+    builtin = BUILTIN_DIR / f"{name_or_path}.toml"
+    if builtin.exists():
+        return builtin
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    raise SpecError(
+        f"no spec '{name_or_path}': not a file, and the built-in specs are {builtin_specs()}"
+    )
+
+
+def load_spec(name_or_path: str) -> PipelineSpec:
+    """Read and validate a spec; raise :class:`SpecError` with a precise message."""
+    path = resolve_spec_path(name_or_path)
+    text = path.read_text()
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError(f"{path}: not valid TOML: {error}") from error
+    try:
+        return PipelineSpec.model_validate(document)
+    except ValidationError as error:
+        problems = []
+        for detail in error.errors():
+            location = ".".join(str(part) for part in detail["loc"])
+            line = _line_of(text, detail["loc"])
+            where = f"line {line}, " if line else ""
+            problems.append(f"  {where}{location or '<top>'}: {detail['msg']}")
+        raise SpecError(f"{path}: invalid spec\n" + "\n".join(problems)) from error
+
+
+def _line_of(text: str, location: tuple[int | str, ...]) -> int | None:
+    """Best-effort line number of the deepest named key of ``location`` in the TOML text."""
+    keys = [str(part) for part in location if isinstance(part, str)]
+    for key in reversed(keys):
+        for number, line in enumerate(text.splitlines(), start=1):
+            stripped = line.strip()
+            if stripped.startswith((f"{key} ", f"{key}=", f"[{key}", f"[fields.{key}")) or (
+                f".{key}]" in stripped
+            ):
+                return number
+    return None

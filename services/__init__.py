@@ -1,0 +1,1 @@
+"""streamml services: one package per service plus ``common`` (shared plumbing) and ``cli``."""

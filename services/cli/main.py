@@ -1,0 +1,209 @@
+"""The ``streamml`` command: one entry point for the local broker, topics and the pipeline.
+
+Run ``streamml --help`` for the commands. Settings come from ``STREAMML_*`` variables (see
+``services/common/settings.py``); flags override them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.spec import SpecError, builtin_specs, load_spec, resolve_spec_path
+from services.cli import stack
+from services.cli.local_kafka import BrokerError, BrokerPaths, LocalBroker
+from services.cli.local_kafka.fetch import FetchError
+from services.common.kafka import BrokerUnavailable, ensure_topics, make_admin
+from services.common.settings import Settings
+
+
+def home_dir() -> Path:
+    """Where streamml keeps local state: ``$STREAMML_HOME`` or ``./.streamml``."""
+    return Path(os.environ.get("STREAMML_HOME", ".streamml"))
+
+
+def local_broker(port: int) -> LocalBroker:
+    """The project's local broker, its files under the home folder, its jars under ``.cache``."""
+    cache = Path(os.environ.get("STREAMML_CACHE", ".cache"))
+    return LocalBroker(BrokerPaths(home_dir() / "kafka"), cache, port=port,
+                       controller_port=port + 1)
+
+
+def _print(document: Any) -> None:
+    print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    broker = local_broker(args.port)
+    if args.action == "start":
+        pid = broker.start()
+        print(f"Kafka {broker.version} running on {broker.bootstrap_servers} (pid {pid}); "
+              f"log: {broker.paths.logs / 'broker.log'}")
+    elif args.action == "stop":
+        print("stopped" if broker.stop() else "not running")
+    else:
+        _print(broker.status())
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if args.action == "create":
+        created = ensure_topics(settings.kafka, settings.topic_prefix)
+        print(f"created {len(created)} topic(s): {', '.join(created) or '(all existed)'}")
+    else:
+        topics = make_admin(settings.kafka).list_topics(timeout=10).topics
+        for name in sorted(topics):
+            print(f"{name}\t{len(topics[name].partitions)} partitions")
+    return 0
+
+
+def cmd_specs(args: argparse.Namespace) -> int:
+    for name in builtin_specs():
+        spec = load_spec(name)
+        print(f"{name}\t{resolve_spec_path(name)}\t{spec.description}")
+    return 0
+
+
+def _stack_env(args: argparse.Namespace) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key.startswith("STREAMML_")}
+    if getattr(args, "spec", None):
+        load_spec(args.spec)  # fail now, with the spec's own message, not in four logs
+        env["STREAMML_SPEC"] = str(args.spec)
+    if getattr(args, "rate", None):
+        env["STREAMML_PRODUCER__RATE"] = str(args.rate)
+    return env
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = Settings()
+    ensure_topics(settings.kafka, settings.topic_prefix)
+    plan = stack.plan_stack(home_dir(), _stack_env(args), with_producer=not args.no_producer,
+                            port_offset=args.port_offset)
+    report = stack.up(plan)
+    _print_status(report)
+    print(f"logs: {home_dir() / 'logs'}   stop with: streamml down")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    print("stopped" if stack.down(home_dir()) else "not running")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    report = stack.status(home_dir())
+    if args.json:
+        _print(report)
+    else:
+        _print_status(report)
+    return 0 if report["running"] else 1
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    if not report["running"]:
+        print("not running")
+        return
+    print(f"{'service':<14}{'pid':>8}  {'healthy':<8}{'restarts':>9}  metrics")
+    for name, service in report["services"].items():
+        print(f"{name:<14}{service['pid']:>8}  {service['healthy']!s:<8}{service['restarts']:>9}"
+              f"  http://127.0.0.1:{service['port']}/metrics")
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from services.common.runtime import StopSignal
+    from services.producer.service import run
+    from services.producer.settings import ProducerOptions, ProducerSettings
+
+    options = ProducerOptions(
+        scenario=args.scenario, rate=args.rate, duration_seconds=args.duration,
+        max_events=args.max_events, seed=args.seed, explicit_negatives=args.explicit_negatives,
+    )
+    settings = ProducerSettings(producer=options, metrics_port=0)
+    summary = run(settings, StopSignal().install())
+    print(f"published {summary.events} events and {summary.labels} labels "
+          f"in {summary.seconds:.1f}s")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from services.cli.demo import run_demo
+
+    return run_demo(local_broker(args.port), home_dir(), args.duration, args.rate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamml", description="Real-time machine learning on Kafka.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    kafka = commands.add_parser("kafka", help="the local Kafka broker (fetched from Maven Central)")
+    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.add_argument("--port", type=int, default=9092)
+    kafka.set_defaults(func=cmd_kafka)
+
+    topics = commands.add_parser("topics", help="create or list the pipeline's topics")
+    topics.add_argument("action", choices=["create", "list"])
+    topics.set_defaults(func=cmd_topics)
+
+    specs = commands.add_parser("specs", help="list the built-in pipeline specs")
+    specs.set_defaults(func=cmd_specs)
+
+    up = commands.add_parser("up", help="start the services as supervised processes")
+    up.add_argument("--spec", help="built-in spec name or TOML file (default: clicks)")
+    up.add_argument("--rate", type=float, help="producer events per second")
+    up.add_argument("--no-producer", action="store_true",
+                    help="run only the consumers; publish your own events")
+    up.add_argument("--port-offset", type=int, default=0,
+                    help="add this to every metrics port (9101-9105), to run two stacks")
+    up.set_defaults(func=cmd_up)
+
+    down = commands.add_parser("down", help="stop the services")
+    down.set_defaults(func=cmd_down)
+
+    status = commands.add_parser("status", help="which services run and are healthy")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    produce = commands.add_parser("produce", help="stream a built-in scenario onto the bus")
+    produce.add_argument("--scenario", default="clicks")
+    produce.add_argument("--rate", type=float, default=50.0)
+    produce.add_argument("--duration", type=float, default=None, help="seconds")
+    produce.add_argument("--max-events", type=int, default=None)
+    produce.add_argument("--seed", type=int, default=7)
+    produce.add_argument("--explicit-negatives", action="store_true")
+    produce.set_defaults(func=cmd_produce)
+
+    demo = commands.add_parser("demo", help="broker + services + a scenario for a minute")
+    demo.add_argument("--duration", type=float, default=60.0)
+    demo.add_argument("--rate", type=float, default=100.0)
+    demo.add_argument("--port", type=int, default=9092)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; expected failures print a message and exit 2, not a traceback."""
+    args = build_parser().parse_args(argv)
+    started = time.monotonic()
+    try:
+        code: int = args.func(args)
+    except (SpecError, BrokerError, FetchError, BrokerUnavailable, stack.StackError,
+            ValidationError, ValueError) as error:
+        print(f"streamml {args.command}: {error}", file=sys.stderr)
+        return 2
+    if os.environ.get("STREAMML_TIMING"):
+        print(f"({time.monotonic() - started:.1f}s)", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""``streamml up|down|status``: the pipeline as supervised local processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from services.cli.supervisor import (
+    METRICS_PORTS,
+    SERVICE_MODULES,
+    Plan,
+    ServicePlan,
+    state_file,
+)
+
+CONSUMERS = ("features", "model", "drift", "metrics-sink")
+
+
+class StackError(RuntimeError):
+    """The pipeline could not be brought up or down."""
+
+
+def plan_stack(home: Path, env: dict[str, str], with_producer: bool,
+               port_offset: int = 0) -> Plan:
+    """Which services to run, with ``env`` (``STREAMML_*`` settings) passed to each."""
+    names = [*CONSUMERS, *(["producer"] if with_producer else [])]
+    return Plan(str(home), [
+        ServicePlan(name, SERVICE_MODULES[name], METRICS_PORTS[name] + port_offset, dict(env))
+        for name in names
+    ])
+
+
+def read_state(home: Path) -> dict[str, Any] | None:
+    """The running supervisor's state, or None when none runs (stale state is removed)."""
+    path = state_file(home)
+    try:
+        state: dict[str, Any] = orjson.loads(path.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return None
+    if not _alive(int(state["pid"])):
+        path.unlink(missing_ok=True)
+        return None
+    return state
+
+
+def up(plan: Plan, timeout: float = 90.0) -> dict[str, Any]:
+    """Start the supervisor (unless one runs) and wait until every service is healthy."""
+    home = Path(plan.home)
+    if read_state(home) is None:
+        (home / "logs").mkdir(parents=True, exist_ok=True)
+        log = (home / "logs" / "supervisor.log").open("ab")
+        subprocess.Popen(  # noqa: S603 - our own module
+            [sys.executable, "-m", "services.cli.supervisor", plan.to_json().decode()],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        report = status(home)
+        if report["running"] and all(s["healthy"] for s in report["services"].values()):
+            return report
+        time.sleep(0.5)
+    raise StackError(f"services not healthy within {timeout:.0f}s; see {home / 'logs'}\n"
+                     f"{orjson.dumps(status(home), option=orjson.OPT_INDENT_2).decode()}")
+
+
+def down(home: Path, timeout: float = 30.0) -> bool:
+    """Stop the supervisor and its services; True if something was running."""
+    state = read_state(home)
+    if state is None:
+        return False
+    pid = int(state["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    if _alive(pid):
+        for service in state["services"].values():
+            _kill(int(service["pid"]))
+        _kill(pid)
+    state_file(home).unlink(missing_ok=True)
+    return True
+
+
+def status(home: Path) -> dict[str, Any]:
+    """Each service's pid, restarts and health (from its ``/health`` endpoint)."""
+    state = read_state(home)
+    if state is None:
+        return {"running": False, "services": {}}
+    services = {}
+    for name, service in state["services"].items():
+        health = probe_health(int(service["port"]))
+        services[name] = {
+            "pid": service["pid"], "alive": _alive(int(service["pid"])),
+            "restarts": service["restarts"], "port": service["port"],
+            "healthy": health is not None and bool(health.get("ok")),
+            "health": health,
+        }
+    return {"running": True, "supervisor_pid": state["pid"], "services": services}
+
+
+def probe_health(port: int) -> dict[str, Any] | None:
+    """GET ``/health`` on 127.0.0.1:``port``; None when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1.0) as reply:
+            document: dict[str, Any] = orjson.loads(reply.read())
+            return document
+    except urllib.error.HTTPError as error:
+        return {"ok": False, "status": error.code}
+    except (OSError, orjson.JSONDecodeError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,134 @@
+"""The consume -> process -> produce -> commit loop shared by the confluent-kafka services.
+
+Contract: a message's offset is stored only after its handler returned (or after it was
+dead-lettered), and stored offsets are committed only after the producer flushed everything the
+handlers produced. A crash therefore replays messages (at least once), never skips them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+
+from services.common.dead_letters import DeadLetter, DeadLetterPublisher
+from services.common.runtime import StopSignal
+from services.common.service_metrics import LoopMetrics
+
+log = logging.getLogger(__name__)
+
+
+class Handler(Protocol):
+    """One service's processing of a message. Raise :class:`DeadLetter` to reject it."""
+
+    def handle(self, message: Message) -> None: ...
+
+    def on_idle(self) -> None:
+        """Called when a poll returns nothing: a chance to act on time (timeouts, flushes)."""
+
+
+class ConsumerLoop:
+    """Runs a :class:`Handler` over a subscribed consumer until stopped or ``max_messages``."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        producer: Producer,
+        handler: Handler,
+        dead_letters: DeadLetterPublisher,
+        stop: StopSignal,
+        metrics: LoopMetrics,
+        base_name_of: Callable[[str], str],
+        commit_interval: float = 1.0,
+        poll_timeout: float = 0.1,
+    ) -> None:
+        self._consumer = consumer
+        self._producer = producer
+        self._handler = handler
+        self._dead_letters = dead_letters
+        self._stop = stop
+        self._metrics = metrics
+        self._base_name_of = base_name_of
+        self._commit_interval = commit_interval
+        self._poll_timeout = poll_timeout
+        self._uncommitted = 0
+        self._last_commit = time.monotonic()
+
+    def subscribe(self, topics: list[str]) -> None:
+        """Subscribe, committing finished work before partitions are taken away."""
+
+        def on_revoke(consumer: Consumer, partitions: object) -> None:
+            self.commit()
+
+        self._consumer.subscribe(topics, on_revoke=on_revoke)
+
+    def run(self, max_messages: int | None = None) -> int:
+        """Process until a stop signal (or ``max_messages``); flush, commit, close. Return count."""
+        processed = 0
+        self._metrics.up.set(1)
+        try:
+            while not self._stop.is_set and (max_messages is None or processed < max_messages):
+                message = self._consumer.poll(self._poll_timeout)
+                self._producer.poll(0)
+                if message is None:
+                    self._handler.on_idle()
+                elif self._is_error(message):
+                    continue
+                else:
+                    self._process(message)
+                    processed += 1
+                if time.monotonic() - self._last_commit >= self._commit_interval:
+                    self.commit()
+        finally:
+            self._metrics.up.set(0)
+            self.commit()
+            self._consumer.close()
+        return processed
+
+    def commit(self) -> None:
+        """Flush produced messages, then commit the stored offsets (no-op if nothing new)."""
+        self._last_commit = time.monotonic()
+        if self._uncommitted == 0:
+            return
+        remaining = self._producer.flush(30)
+        if remaining:
+            raise RuntimeError(f"{remaining} produced messages not acknowledged; not committing")
+        try:
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError._NO_OFFSET:
+                raise
+        self._uncommitted = 0
+
+    def _process(self, message: Message) -> None:
+        topic = message.topic() or ""
+        self._metrics.messages(service=self._metrics_service, topic=self._base_name_of(topic)).inc()
+        started = time.perf_counter()
+        try:
+            self._handler.handle(message)
+        except DeadLetter as dead:
+            self._dead_letters.publish(
+                message.value(), message.key(), topic, message.partition() or 0,
+                message.offset() or 0, dead,
+            )
+            self._metrics.dead_letters(service=self._metrics_service, reason=dead.reason_code).inc()
+        self._metrics.processing_seconds.observe(time.perf_counter() - started)
+        self._consumer.store_offsets(message=message)
+        self._uncommitted += 1
+
+    @property
+    def _metrics_service(self) -> str:
+        return self._dead_letters.service
+
+    @staticmethod
+    def _is_error(message: Message) -> bool:
+        error = message.error()
+        if error is None:
+            return False
+        if error.fatal():
+            raise KafkaException(error)
+        log.warning("consumer error: %s", error)
+        return True

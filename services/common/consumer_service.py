@@ -1,0 +1,91 @@
+"""Building blocks the confluent-kafka services share: connect the clients, then serve a loop.
+
+A service's wiring function calls :func:`connect`, builds its handler on the returned
+:class:`Plumbing`, and hands both to :func:`serve`, which exposes ``/metrics`` and ``/health``,
+announces readiness and runs the loop until a stop signal.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from prometheus_client import CollectorRegistry
+
+from schemas.topics import TopicName
+from services.common.consumer_loop import ConsumerLoop, Handler
+from services.common.dead_letters import DeadLetterPublisher
+from services.common.kafka import make_consumer, make_producer, wait_for_broker
+from services.common.metrics_server import Health, MetricsServer
+from services.common.runtime import StopSignal, announce_ready
+from services.common.service_metrics import LoopMetrics
+from services.common.settings import Settings
+
+
+@dataclass(frozen=True)
+class Plumbing:
+    """The clients and shared metrics of one service, subscribed to ``inputs``."""
+
+    service: str
+    settings: Settings
+    registry: CollectorRegistry
+    producer: Producer
+    consumer: Consumer
+    dead_letters: DeadLetterPublisher
+    loop_metrics: LoopMetrics
+    inputs: dict[str, TopicName]
+    """full topic name -> base name."""
+
+
+def connect(service: str, settings: Settings, inputs: list[TopicName]) -> Plumbing:
+    """Wait for the cluster, then build the producer, consumer and dead-letter publisher."""
+    wait_for_broker(settings.kafka)
+    registry = CollectorRegistry()
+    loop_metrics = LoopMetrics(registry, service)
+    names = {settings.topic(name): name for name in inputs}
+    producer = make_producer(settings.kafka)
+    consumer = make_consumer(
+        settings.kafka, settings.group(service), **{
+            "statistics.interval.ms": 5000,
+            "stats_cb": lambda stats: loop_metrics.record_statistics(stats, dict(names)),
+        },
+    )
+    dead_letters = DeadLetterPublisher(producer, settings.topic("dead-letters"), service)
+    return Plumbing(service, settings, registry, producer, consumer, dead_letters, loop_metrics,
+                    names)
+
+
+def serve(
+    plumbing: Plumbing,
+    handler: Handler,
+    stop: StopSignal,
+    details: Callable[[], dict[str, Any]] = dict,
+    commit_interval: float = 1.0,
+) -> int:
+    """Run ``handler`` over the inputs until stopped; return the number of messages processed."""
+    loop = ConsumerLoop(
+        plumbing.consumer, plumbing.producer, handler, plumbing.dead_letters, stop,
+        plumbing.loop_metrics, base_name_of=lambda topic: plumbing.inputs.get(topic, topic),
+        commit_interval=commit_interval,
+    )
+    loop.subscribe(list(plumbing.inputs))
+    started = time.monotonic()
+
+    def health() -> Health:
+        return Health(ok=not stop.is_set, details={
+            "service": plumbing.service, "uptime_seconds": round(time.monotonic() - started),
+            **details(),
+        })
+
+    settings = plumbing.settings
+    server = MetricsServer(
+        plumbing.registry, health, settings.metrics_host, settings.metrics_port
+    ).start()
+    announce_ready(plumbing.service, server.port)
+    try:
+        return loop.run()
+    finally:
+        server.stop()

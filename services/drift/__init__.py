@@ -1,0 +1,1 @@
+"""The drift service: watches outcomes (and later features) and publishes ``drift-alerts``."""

@@ -1,0 +1,7 @@
+"""``python -m services.drift``."""
+
+import sys
+
+from services.drift.service import main
+
+sys.exit(main())

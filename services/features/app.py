@@ -1,0 +1,192 @@
+"""Wiring of the features service: settings -> faust app -> agents. Nothing runs at import.
+
+Agents: ``validate`` reads ``events`` (raw bytes, so faust never drops an undecodable message on
+its own), dead-letters what is invalid and forwards the rest to the first entity stage; each
+stage agent reads its internal topic keyed by that entity, adds its aggregates from its table and
+forwards; the last one publishes on ``features`` keyed by ``event_id``. Any unexpected error on a
+message dead-letters it with reason ``processing_error``; the agent keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from schemas.codec import encode
+from schemas.dead_letters import DeadLetterHeaders
+from schemas.spec import PipelineSpec, load_spec
+from schemas.topics import PIPELINE_PARTITIONS
+from services.common.dead_letters import DeadLetter
+from services.common.metrics_server import Health, MetricsServer
+from services.common.runtime import announce_ready, configure_logging
+from services.features.broker import faust_broker_options
+from services.features.metrics import FeaturesMetrics
+from services.features.pipeline import (
+    Stage,
+    StagedEvent,
+    admit,
+    advance,
+    decode_staged,
+    encode_staged,
+    finish,
+    plan_stages,
+)
+from services.features.settings import FeaturesSettings
+
+log = logging.getLogger(__name__)
+SERVICE = "features"
+
+Send = Callable[[StagedEvent], Awaitable[None]]
+
+
+def build_app(
+    settings: FeaturesSettings,
+    spec: PipelineSpec,
+    metrics: FeaturesMetrics,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> faust.App:
+    """The faust app with its topics, tables and agents; not started."""
+    app = faust.App(
+        settings.group(SERVICE),
+        **faust_broker_options(settings.kafka),
+        web_enabled=False,
+        autodiscover=False,
+        store="memory://",
+        topic_replication_factor=1,
+        topic_partitions=PIPELINE_PARTITIONS,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=settings.features.commit_interval_seconds,
+        producer_acks=-1,
+        table_cleanup_interval=60.0,
+    )
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    events = app.topic(settings.topic("events"), **raw)
+    features = app.topic(settings.topic("features"), **raw)
+    dead_letters = app.topic(settings.topic("dead-letters"), **raw)
+    limits = settings.features.limits()
+    stages = plan_stages(spec)
+
+    async def dead_letter(event: faust.EventT, error: DeadLetter) -> None:
+        message = event.message
+        cause = error.__cause__ if error.__cause__ is not None else error
+        headers = DeadLetterHeaders(
+            source_topic=message.topic, source_partition=message.partition,
+            source_offset=message.offset, service=SERVICE, reason_code=error.reason_code,
+            error_class=type(cause).__name__, reason=error.reason[:2000],
+        )
+        await dead_letters.send(
+            key=message.key, value=message.value, headers=headers.to_kafka_headers()
+        )
+        metrics.invalid_events.labels(reason=error.reason_code).inc()
+        log.warning("dead-lettered %s: %s", error.reason_code, error.reason[:200])
+
+    async def publish_features(staged: StagedEvent) -> None:
+        vector = finish(staged, clock())
+        await features.send(key=vector.event_id.encode(), value=encode(vector))
+        metrics.events_processed.inc()
+        metrics.processing_seconds.observe((clock() - staged.ingested_at).total_seconds())
+
+    send_next: Send = publish_features
+    for stage in reversed(stages):
+        send_next = _add_stage_agent(app, settings, stage, send_next, dead_letter, metrics)
+
+    async def validate(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                await send_next(admit(event.value, spec, clock(), limits))
+            except DeadLetter as error:
+                await dead_letter(event, error)
+            except Exception as error:
+                await dead_letter(event, _unexpected(error))
+
+    app.agent(events, name=f"{settings.group(SERVICE)}.validate")(validate)
+    return app
+
+
+def _add_stage_agent(
+    app: faust.App,
+    settings: FeaturesSettings,
+    stage: Stage,
+    send_next: Send,
+    dead_letter: Callable[[faust.EventT, DeadLetter], Awaitable[None]],
+    metrics: FeaturesMetrics,
+) -> Send:
+    """Declare ``stage``'s topic, table and agent; return the function that feeds the stage."""
+    topic = app.topic(
+        f"{settings.group(SERVICE)}-by-{stage.entity}", key_serializer="raw",
+        value_serializer="raw", partitions=PIPELINE_PARTITIONS, internal=True,
+    )
+    table = app.Table(
+        f"entity-{stage.entity}", default=None, partitions=PIPELINE_PARTITIONS,
+        key_type=bytes, value_type=dict,
+    )
+    entities = metrics.table_entities.labels(entity=stage.entity)
+
+    async def run_stage(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                staged = decode_staged(event.value)
+                key = event.key
+                staged, state = advance(staged, stage, table.get(key))
+                table[key] = state
+                entities.set(len(table))
+                await send_next(staged)
+            except DeadLetter as error:
+                await dead_letter(event, error)
+            except Exception as error:
+                await dead_letter(event, _unexpected(error))
+
+    app.agent(topic, name=f"{settings.group(SERVICE)}.stage-{stage.entity}")(run_stage)
+
+    async def feed(staged: StagedEvent) -> None:
+        key = staged.event.entity[stage.entity].encode()
+        await topic.send(key=key, value=encode_staged(staged))
+
+    return feed
+
+
+def _unexpected(error: Exception) -> DeadLetter:
+    log.exception("unexpected error while processing a message")
+    dead = DeadLetter("processing_error", f"{type(error).__name__}: {error}")
+    dead.__cause__ = error
+    return dead
+
+
+def main() -> int:
+    """Entry point: read settings, wire the app, serve metrics, run the faust worker."""
+    settings = FeaturesSettings()
+    configure_logging(SERVICE, settings.log_level)
+    spec = load_spec(settings.spec)
+    registry = CollectorRegistry()
+    metrics = FeaturesMetrics(registry)
+    app = build_app(settings, spec, metrics)
+    started = time.monotonic()
+
+    def health() -> Health:
+        running = bool(app.started) if hasattr(app, "started") else True
+        return Health(ok=running, details={"service": SERVICE, "spec": spec.name,
+                                           "uptime_seconds": round(time.monotonic() - started)})
+
+    server = MetricsServer(registry, health, settings.metrics_host, settings.metrics_port).start()
+
+    async def on_ready() -> None:
+        metrics.up.set(1)
+        announce_ready(SERVICE, server.port)
+
+    app.on_startup_finished = on_ready
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    finally:
+        metrics.up.set(0)
+        server.stop()
+    return 0

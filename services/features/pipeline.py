@@ -1,0 +1,96 @@
+"""The per-event steps of the features service, free of faust so they can be unit-tested.
+
+An event goes: bytes -> :func:`admit` (validate) -> one :func:`advance` per entity stage ->
+:func:`finish` (the public :class:`~schemas.features.FeatureVector`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from pydantic import ConfigDict
+
+from schemas.base import AwareDatetime, Contract
+from schemas.events import Event, FieldValue
+from schemas.features import FeatureValue, FeatureVector
+from schemas.spec import AggregateSpec, PipelineSpec
+from services.features.aggregates import EntityState, absorb, features_before, new_state
+from services.features.validation import Limits, validate_event
+
+
+class StagedEvent(Contract):
+    """An event on its way through the entity stages (internal topics only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event: Event
+    features: dict[str, FeatureValue]
+    ingested_at: AwareDatetime
+
+
+@dataclass(frozen=True)
+class Stage:
+    """The aggregates of one entity key."""
+
+    entity: str
+    aggregates: list[AggregateSpec]
+
+
+def plan_stages(spec: PipelineSpec) -> list[Stage]:
+    """One stage per entity key that has aggregates, in the spec's entity-key order."""
+    stages = []
+    for entity in spec.entity_keys:
+        aggregates = [a for a in spec.aggregates if a.entity == entity]
+        if aggregates:
+            stages.append(Stage(entity, aggregates))
+    return stages
+
+
+def admit(raw: bytes | None, spec: PipelineSpec, now: datetime, limits: Limits) -> StagedEvent:
+    """Validate an event (raises ``DeadLetter``) and start its features with its raw fields."""
+    event = validate_event(raw, spec, now, limits)
+    features = {name: _raw_feature(value) for name, value in event.fields.items()}
+    return StagedEvent(event=event, features=features, ingested_at=now)
+
+
+def advance(staged: StagedEvent, stage: Stage, state: EntityState | None) -> tuple[
+    StagedEvent, EntityState
+]:
+    """Add ``stage``'s point-in-time aggregates to ``staged``; return it and the updated state."""
+    current = state if state is not None else new_state()
+    event_time = staged.event.event_time.timestamp()
+    aggregates = features_before(current, stage.aggregates, event_time)
+    absorb(current, stage.aggregates, event_time, dict(staged.event.fields))
+    return staged.model_copy(update={"features": {**staged.features, **aggregates}}), current
+
+
+def finish(staged: StagedEvent, now: datetime) -> FeatureVector:
+    """The public feature vector of a fully staged event."""
+    return FeatureVector(
+        event_id=staged.event.event_id,
+        event_time=staged.event.event_time,
+        entity=staged.event.entity,
+        features=staged.features,
+        ingested_at=staged.ingested_at,
+        computed_at=now,
+    )
+
+
+def encode_staged(staged: StagedEvent) -> bytes:
+    """Internal wire format of a staged event."""
+    return orjson.dumps(staged.model_dump(mode="json"))
+
+
+def decode_staged(raw: bytes) -> StagedEvent:
+    """Inverse of :func:`encode_staged`."""
+    return StagedEvent.model_validate(orjson.loads(raw))
+
+
+def _raw_feature(value: FieldValue) -> FeatureValue:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float):
+        return float(value)
+    return value

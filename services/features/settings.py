@@ -1,0 +1,36 @@
+"""Settings of the features service (``STREAMML_FEATURES__*`` for its own options)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common.settings import Settings
+from services.features.validation import Limits
+
+
+class FeaturesOptions(BaseModel):
+    """Validation bounds and worker options."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_event_bytes: int = Field(default=64 * 1024, gt=0)
+    max_future_seconds: float = Field(default=300.0, ge=0)
+    max_past_seconds: float = Field(default=30 * 24 * 3600.0, ge=0)
+    commit_interval_seconds: float = Field(default=1.0, gt=0)
+
+    def limits(self) -> Limits:
+        """The validation limits these options describe."""
+        return Limits(
+            max_bytes=self.max_event_bytes,
+            max_future=timedelta(seconds=self.max_future_seconds),
+            max_past=timedelta(seconds=self.max_past_seconds),
+        )
+
+
+class FeaturesSettings(Settings):
+    """Everything the features service reads at start."""
+
+    metrics_port: int = Field(default=9102, ge=0, le=65535)
+    features: FeaturesOptions = Field(default_factory=FeaturesOptions)

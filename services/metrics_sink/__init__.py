@@ -1,0 +1,1 @@
+"""The metrics sink: turns predictions, outcomes, alerts and dead letters into Prometheus metrics."""

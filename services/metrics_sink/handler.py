@@ -1,0 +1,86 @@
+"""The sink's processing of one message: update the metrics it stands for."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from confluent_kafka import Message
+from pydantic import ValidationError
+
+from schemas.alerts import DriftAlert
+from schemas.codec import ContractError, decode
+from schemas.dead_letters import DeadLetterHeaders
+from schemas.predictions import Outcome, Prediction
+from services.common.dead_letters import DeadLetter
+from services.metrics_sink.metrics import SinkMetrics
+from services.metrics_sink.rolling import RollingMean
+
+
+@dataclass(frozen=True)
+class SinkTopics:
+    """Full names of the topics the sink reads, and the prefix to strip from sources."""
+
+    predictions: str
+    outcomes: str
+    alerts: str
+    dead_letters: str
+    prefix: str
+
+
+class SinkHandler:
+    """Implements :class:`services.common.consumer_loop.Handler` for the metrics sink."""
+
+    def __init__(self, topics: SinkTopics, metrics: SinkMetrics, accuracy_window: int) -> None:
+        self._topics = topics
+        self._metrics = metrics
+        self.accuracy: defaultdict[str, RollingMean] = defaultdict(
+            lambda: RollingMean(accuracy_window)
+        )
+
+    def handle(self, message: Message) -> None:
+        """Update the metrics for one message of any of the four topics."""
+        topic = message.topic()
+        if topic == self._topics.dead_letters:
+            self._on_dead_letter(message)
+            return
+        try:
+            if topic == self._topics.predictions:
+                self._on_prediction(decode(Prediction, message.value()))
+            elif topic == self._topics.outcomes:
+                self._on_outcome(decode(Outcome, message.value()))
+            elif topic == self._topics.alerts:
+                self._on_alert(decode(DriftAlert, message.value()))
+        except ContractError as error:
+            raise DeadLetter.from_contract_error(error) from error
+
+    def on_idle(self) -> None:
+        """Nothing to do on time alone."""
+
+    def _on_prediction(self, prediction: Prediction) -> None:
+        self._metrics.predictions(model=prediction.model, version=str(prediction.model_version)).inc()
+        latency = (prediction.predicted_at - prediction.event_time).total_seconds()
+        self._metrics.event_to_prediction(model=prediction.model).observe(max(0.0, latency))
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        self._metrics.outcomes(
+            model=outcome.model, version=str(outcome.model_version),
+            timed_out=str(outcome.timed_out).lower(),
+        ).inc()
+        self._metrics.label_delay(model=outcome.model).observe(outcome.label_delay_seconds)
+        if outcome.correct is not None:
+            accuracy = self.accuracy[outcome.model].update(1.0 if outcome.correct else 0.0)
+            self._metrics.rolling_accuracy(model=outcome.model).set(accuracy)
+
+    def _on_alert(self, alert: DriftAlert) -> None:
+        self._metrics.drift_alerts(kind=alert.kind, detector=alert.detector).inc()
+        self._metrics.last_drift_alert(kind=alert.kind).set(alert.detected_at.timestamp())
+
+    def _on_dead_letter(self, message: Message) -> None:
+        try:
+            headers = DeadLetterHeaders.from_kafka_headers(list(message.headers() or []))
+            source = headers.source_topic.removeprefix(self._topics.prefix)
+            reason: str = headers.reason_code
+        except ValidationError:
+            source, reason = "unknown", "unlabelled"
+        self._metrics.dead_letters(source=source, reason=reason).inc()

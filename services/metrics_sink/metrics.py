@@ -1,0 +1,49 @@
+"""The pipeline-wide metrics the sink exposes. Labels are bounded: models, kinds, reasons."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from services.common.service_metrics import LATENCY_BUCKETS
+
+LABEL_DELAY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+
+class SinkMetrics:
+    """Predictions, outcomes, quality, latency, alerts and dead letters."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.predictions = Counter(
+            "streamml_predictions_total", "Predictions seen on the predictions topic.",
+            ["model", "version"], registry=registry,
+        ).labels
+        self.outcomes = Counter(
+            "streamml_outcomes_total", "Outcomes (prediction joined with its label).",
+            ["model", "version", "timed_out"], registry=registry,
+        ).labels
+        self.event_to_prediction = Histogram(
+            "streamml_event_to_prediction_seconds",
+            "End-to-end latency from event time to prediction.", ["model"],
+            buckets=LATENCY_BUCKETS, registry=registry,
+        ).labels
+        self.label_delay = Histogram(
+            "streamml_label_delay_seconds", "Time from event to its label (or window end).",
+            ["model"], buckets=LABEL_DELAY_BUCKETS, registry=registry,
+        ).labels
+        self.rolling_accuracy = Gauge(
+            "streamml_rolling_accuracy_ratio",
+            "Accuracy over the last outcomes of each model (window: --accuracy-window).",
+            ["model"], registry=registry,
+        ).labels
+        self.drift_alerts = Counter(
+            "streamml_drift_alerts_total", "Drift alerts seen, by kind and detector.",
+            ["kind", "detector"], registry=registry,
+        ).labels
+        self.last_drift_alert = Gauge(
+            "streamml_last_drift_alert_timestamp_seconds", "When the last alert of a kind fired.",
+            ["kind"], registry=registry,
+        ).labels
+        self.dead_letters = Counter(
+            "streamml_dead_letters_total", "Dead letters seen, by source topic and reason code.",
+            ["source", "reason"], registry=registry,
+        ).labels

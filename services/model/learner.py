@@ -1,0 +1,93 @@
+"""The models of one model service and the predict-then-learn discipline: pure logic.
+
+:meth:`Learner.predict` asks every model (the champion first) about one input; :meth:`Learner.learn`
+teaches every model one label on exactly the input it predicted with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from schemas.events import LabelValue
+from schemas.spec import LabelSpec, ModelsSpec
+from services.model.estimators import build_estimator
+
+_TRUE_STRINGS = {"1", "true", "yes", "y", "t"}
+
+
+@dataclass
+class ModelPrediction:
+    """One model's answer for one input."""
+
+    model: str
+    version: int
+    role: Literal["champion", "challenger"]
+    prediction: bool | int | float | str | None
+    probabilities: dict[str, float] | None
+    score: float | None
+
+
+@dataclass
+class ServedModel:
+    """A named estimator, its version and its role."""
+
+    name: str
+    estimator: Any
+    version: int = 1
+    role: Literal["champion", "challenger"] = "champion"
+
+
+class Learner:
+    """The champion and its challengers for one label type."""
+
+    def __init__(self, models: ModelsSpec, label: LabelSpec) -> None:
+        self.label = label
+        self.models = [ServedModel(models.champion.name, build_estimator(models.champion))]
+        self.models += [
+            ServedModel(spec.name, build_estimator(spec), role="challenger")
+            for spec in models.challengers
+        ]
+
+    def normalise_label(self, value: LabelValue) -> bool | int | float | str:
+        """The label as the models learn it: bool for binary, float for regression."""
+        if self.label.type == "binary":
+            if isinstance(value, str):
+                return value.strip().lower() in _TRUE_STRINGS
+            return bool(value)
+        if self.label.type == "regression":
+            return float(value)
+        return value
+
+    def timeout_label(self) -> bool | int | float | str:
+        """The label a closed feedback window stands for (``on_timeout = "negative"``)."""
+        return self.normalise_label(self.label.negative_value)
+
+    def predict(self, x: dict[str, float]) -> list[ModelPrediction]:
+        """Every model's prediction for ``x``, champion first."""
+        return [self._predict_one(model, x) for model in self.models]
+
+    def learn(self, x: dict[str, float], y: bool | int | float | str) -> None:
+        """Every model learns ``(x, y)`` once."""
+        for model in self.models:
+            model.estimator.learn_one(x, y)
+
+    def _predict_one(self, model: ServedModel, x: dict[str, float]) -> ModelPrediction:
+        estimator = model.estimator
+        if self.label.type == "regression":
+            value = estimator.predict_one(x)
+            score = None if value is None else float(value)
+            return ModelPrediction(model.name, model.version, model.role, score, None, score)
+        proba: dict[Any, float] = estimator.predict_proba_one(x) or {}
+        probabilities = {str(label): float(p) for label, p in proba.items()}
+        # River's own rule (predict_one): the most probable class, the first one on a tie.
+        best = max(proba, key=lambda label: proba[label]) if proba else None
+        if self.label.type == "binary":
+            positive = float(proba.get(True, 0.0)) if proba else None
+            return ModelPrediction(
+                model.name, model.version, model.role, None if best is None else bool(best),
+                probabilities or None, positive,
+            )
+        top = float(proba[best]) if best is not None else None
+        return ModelPrediction(model.name, model.version, model.role, best,
+                               probabilities or None, top)

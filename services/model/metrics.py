@@ -1,0 +1,44 @@
+"""Prometheus metrics of the model service."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from services.common.service_metrics import LATENCY_BUCKETS
+
+
+class ModelMetrics:
+    """Predictions, learning, the pending store and label anomalies. Labels are bounded."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.predictions = Counter(
+            "streamml_model_predictions_total", "Predictions published, by model and version.",
+            ["model", "version", "role"], registry=registry,
+        ).labels
+        self.learned = Counter(
+            "streamml_model_labels_learned_total",
+            "Labels learned, by model; timed_out says whether the window closed first.",
+            ["model", "timed_out"], registry=registry,
+        ).labels
+        self.label_events = Counter(
+            "streamml_model_label_anomalies_total",
+            "Labels not learned: duplicate, late (window closed), unknown event, dropped timeout.",
+            ["kind"], registry=registry,
+        ).labels
+        self.duplicate_features = Counter(
+            "streamml_model_duplicate_feature_vectors_total",
+            "Feature vectors for an event already predicted (redelivery); not predicted again.",
+            registry=registry,
+        )
+        self.pending = Gauge(
+            "streamml_model_pending_events", "Events waiting for their label.", registry=registry,
+        )
+        self.pending_evicted = Counter(
+            "streamml_model_pending_evicted_total",
+            "Pending events evicted because the store was full.", registry=registry,
+        )
+        self.predict_seconds = Histogram(
+            "streamml_model_feature_to_prediction_seconds",
+            "Time from reading a feature vector to producing its predictions.",
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )

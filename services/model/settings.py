@@ -1,0 +1,25 @@
+"""Settings of the model service (``STREAMML_MODEL__*`` for its own options)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common.settings import Settings
+
+
+class ModelOptions(BaseModel):
+    """Bounds of the in-memory stores and how often to commit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pending_capacity: int = Field(default=200_000, gt=0)
+    early_label_capacity: int = Field(default=100_000, gt=0)
+    remembered_ids: int = Field(default=500_000, gt=0)
+    commit_interval_seconds: float = Field(default=1.0, gt=0)
+
+
+class ModelSettings(Settings):
+    """Everything the model service reads at start."""
+
+    metrics_port: int = Field(default=9103, ge=0, le=65535)
+    model: ModelOptions = Field(default_factory=ModelOptions)

@@ -1,0 +1,30 @@
+"""What a scenario is: a seeded source of events, each with its label and feedback delay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from schemas.events import Event, LabelValue
+
+
+@dataclass(frozen=True)
+class LabelledEvent:
+    """An event, the label reality will send, and after how long (``None``: never sent)."""
+
+    event: Event
+    label: LabelValue
+    label_delay_seconds: float | None
+
+
+class Scenario(Protocol):
+    """A deterministic generator: the same seed and clock give the same stream."""
+
+    spec_name: str
+    entity_key: str
+
+    def events(self, start: datetime, interval_seconds: float) -> Iterator[LabelledEvent]:
+        """Events at ``start``, ``start + interval``, ... forever."""
+        ...
