@@ -45,7 +45,8 @@ def decode(model: type[ContractT], raw: bytes | None) -> ContractT:
     except orjson.JSONDecodeError as error:
         raise ContractError("malformed_json", f"not valid JSON: {error}") from error
     if not isinstance(document, dict):
-        raise ContractError("malformed_json", f"expected a JSON object, got {type(document).__name__}")
+        kind = type(document).__name__
+        raise ContractError("malformed_json", f"expected a JSON object, got {kind}")
     try:
         return model.model_validate(document)
     except ValidationError as error:

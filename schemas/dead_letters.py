@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from pydantic import Field
@@ -47,11 +48,17 @@ class DeadLetterHeaders(Contract):
         ]
 
     @classmethod
-    def from_kafka_headers(cls, headers: list[tuple[str, bytes | None]]) -> DeadLetterHeaders:
+    def from_kafka_headers(
+        cls,
+        headers: Mapping[str, str | bytes | None] | Iterable[tuple[str, str | bytes | None]],
+    ) -> DeadLetterHeaders:
         """Decode the headers written by :meth:`to_kafka_headers`; other headers are ignored."""
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
         fields: dict[str, str | int] = {
-            name.removeprefix(HEADER_PREFIX): (value or b"").decode(errors="replace")
-            for name, value in headers
+            name.removeprefix(HEADER_PREFIX): (
+                value.decode(errors="replace") if isinstance(value, bytes) else value or ""
+            )
+            for name, value in pairs
             if name.startswith(HEADER_PREFIX)
         }
         for name in ("schema_version", "source_partition", "source_offset"):

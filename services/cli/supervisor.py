@@ -101,7 +101,8 @@ class Supervisor:
     def _spawn(self, service: ServicePlan) -> None:
         log = self._logs.get(service.name)
         if log is None:
-            log = self._logs[service.name] = (self._home / "logs" / f"{service.name}.log").open("ab")
+            path = self._home / "logs" / f"{service.name}.log"
+            log = self._logs[service.name] = path.open("ab")
         env = {**os.environ, **service.env, "STREAMML_METRICS_PORT": str(service.port)}
         self._children[service.name] = subprocess.Popen(  # noqa: S603 - our own modules
             [sys.executable, "-m", service.module], stdout=log, stderr=subprocess.STDOUT,

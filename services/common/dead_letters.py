@@ -17,9 +17,10 @@ class Sink(Protocol):
     def produce(
         self,
         topic: str,
+        *,
         value: bytes | None = ...,
         key: bytes | None = ...,
-        headers: list[tuple[str, bytes]] | None = ...,
+        headers: list[tuple[str, str | bytes | None]] | None = ...,
     ) -> None: ...
 
 
@@ -79,9 +80,8 @@ class DeadLetterPublisher:
             error_class=type(cause).__name__,
             reason=error.reason[:2000],
         )
-        self._producer.produce(
-            self._topic, value=value, key=key, headers=headers.to_kafka_headers()
-        )
+        wire_headers: list[tuple[str, str | bytes | None]] = list(headers.to_kafka_headers())
+        self._producer.produce(self._topic, value=value, key=key, headers=wire_headers)
         log.warning(
             "dead-lettered %s[%d]@%d: %s (%s)",
             source_topic, source_partition, source_offset, error.reason_code, error.reason[:200],

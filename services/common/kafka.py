@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from schemas.topics import TOPICS, TopicSpec
 from services.common.settings import KafkaSettings
@@ -24,9 +26,9 @@ class BrokerUnavailable(RuntimeError):
     """The cluster did not answer in time, or refused our credentials."""
 
 
-def make_producer(kafka: KafkaSettings, **overrides: str | int | float | bool) -> Producer:
+def make_producer(kafka: KafkaSettings, **overrides: Any) -> Producer:
     """An idempotent producer (``acks=all``) that retries without reordering or duplicating."""
-    config: dict[str, str | int | float | bool] = {
+    config: dict[str, Any] = {
         **kafka.client_config(),
         "enable.idempotence": True,
         "acks": "all",
@@ -38,10 +40,10 @@ def make_producer(kafka: KafkaSettings, **overrides: str | int | float | bool) -
 
 
 def make_consumer(
-    kafka: KafkaSettings, group_id: str, **overrides: str | int | float | bool
+    kafka: KafkaSettings, group_id: str, **overrides: Any
 ) -> Consumer:
     """A consumer in ``group_id`` whose offsets move only when the caller stores and commits."""
-    config: dict[str, str | int | float | bool] = {
+    config: dict[str, Any] = {
         **kafka.client_config(),
         "group.id": group_id,
         "enable.auto.commit": False,
@@ -56,7 +58,8 @@ def make_consumer(
 
 def make_admin(kafka: KafkaSettings) -> AdminClient:
     """An admin client for the cluster."""
-    return AdminClient(kafka.client_config())
+    config: dict[str, Any] = dict(kafka.client_config())
+    return AdminClient(config)
 
 
 def wait_for_broker(kafka: KafkaSettings, timeout: float = 30.0) -> str:

@@ -1,6 +1,7 @@
 """Point-in-time windowed aggregates per entity: pure logic, no Kafka.
 
-State of one entity is a JSON-friendly dict: ``{"seq": n, "aggregates": {name: {bucket: partial}}}``.
+State of one entity is a JSON-friendly dict:
+``{"seq": n, "aggregates": {name: {bucket start: partial}}}``.
 :func:`features_before` reads the aggregates as they stood *before* an event; :func:`absorb`
 adds the event afterwards. Calling them in that order per event is what makes a feature vector
 point-in-time: it never includes its own event or anything after it.

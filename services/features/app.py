@@ -73,7 +73,7 @@ def build_app(
     limits = settings.features.limits()
     stages = plan_stages(spec)
 
-    async def dead_letter(event: faust.EventT, error: DeadLetter) -> None:
+    async def dead_letter(event: faust.EventT[Any], error: DeadLetter) -> None:
         message = event.message
         cause = error.__cause__ if error.__cause__ is not None else error
         headers = DeadLetterHeaders(
@@ -97,7 +97,7 @@ def build_app(
     for stage in reversed(stages):
         send_next = _add_stage_agent(app, settings, stage, send_next, dead_letter, metrics)
 
-    async def validate(stream: faust.StreamT) -> None:
+    async def validate(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             try:
                 await send_next(admit(event.value, spec, clock(), limits))
@@ -115,7 +115,7 @@ def _add_stage_agent(
     settings: FeaturesSettings,
     stage: Stage,
     send_next: Send,
-    dead_letter: Callable[[faust.EventT, DeadLetter], Awaitable[None]],
+    dead_letter: Callable[[faust.EventT[Any], DeadLetter], Awaitable[None]],
     metrics: FeaturesMetrics,
 ) -> Send:
     """Declare ``stage``'s topic, table and agent; return the function that feeds the stage."""
@@ -129,7 +129,7 @@ def _add_stage_agent(
     )
     entities = metrics.table_entities.labels(entity=stage.entity)
 
-    async def run_stage(stream: faust.StreamT) -> None:
+    async def run_stage(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             try:
                 staged = decode_staged(event.value)

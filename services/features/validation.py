@@ -28,7 +28,7 @@ class Limits:
 def validate_event(raw: bytes | None, spec: PipelineSpec, now: datetime, limits: Limits) -> Event:
     """Decode ``raw`` and check it against the contract, the spec and ``limits``."""
     if raw is not None and len(raw) > limits.max_bytes:
-        raise DeadLetter("oversized", f"{len(raw)} bytes is more than the {limits.max_bytes} allowed")
+        raise DeadLetter("oversized", f"{len(raw)} bytes, more than the {limits.max_bytes} allowed")
     try:
         event = decode(Event, raw)
     except ContractError as error:

@@ -1,1 +1,1 @@
-"""The metrics sink: turns predictions, outcomes, alerts and dead letters into Prometheus metrics."""
+"""The metrics sink: predictions, outcomes, alerts and dead letters become Prometheus metrics."""

@@ -58,7 +58,8 @@ class SinkHandler:
         """Nothing to do on time alone."""
 
     def _on_prediction(self, prediction: Prediction) -> None:
-        self._metrics.predictions(model=prediction.model, version=str(prediction.model_version)).inc()
+        version = str(prediction.model_version)
+        self._metrics.predictions(model=prediction.model, version=version).inc()
         latency = (prediction.predicted_at - prediction.event_time).total_seconds()
         self._metrics.event_to_prediction(model=prediction.model).observe(max(0.0, latency))
 
@@ -78,7 +79,7 @@ class SinkHandler:
 
     def _on_dead_letter(self, message: Message) -> None:
         try:
-            headers = DeadLetterHeaders.from_kafka_headers(list(message.headers() or []))
+            headers = DeadLetterHeaders.from_kafka_headers(message.headers() or [])
             source = headers.source_topic.removeprefix(self._topics.prefix)
             reason: str = headers.reason_code
         except ValidationError:

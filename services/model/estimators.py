@@ -28,7 +28,9 @@ def build_estimator(spec: ModelSpec) -> Any:
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as error:
-        raise EstimatorError(f"model '{spec.name}': cannot find {spec.estimator!r}: {error}") from error
+        raise EstimatorError(
+            f"model '{spec.name}': cannot find {spec.estimator!r}: {error}"
+        ) from error
     try:
         estimator = factory(**spec.params)
     except TypeError as error:
@@ -41,7 +43,7 @@ def build_estimator(spec: ModelSpec) -> Any:
 
 
 def vectorize(features: dict[str, FeatureValue]) -> dict[str, float]:
-    """River input: numbers as they are, categories one-hot (``device=mobile``), unknowns left out."""
+    """River input: numbers as they are, categories one-hot (``device=mobile``), None left out."""
     x: dict[str, float] = {}
     for name, value in features.items():
         if value is None:

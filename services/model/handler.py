@@ -181,7 +181,7 @@ class ModelHandler:
             outcome = Outcome(
                 event_id=entry.event_id, model=model, model_version=version,
                 role="champion" if model == self._learner.models[0].name else "challenger",
-                prediction=prediction,  # type: ignore[arg-type]
+                prediction=prediction,
                 score=score, label=y,
                 correct=None if self._learner.label.type == "regression" else prediction == y,
                 timed_out=timed_out, label_delay_seconds=delay, event_time=entry.event_time,

@@ -41,7 +41,6 @@ def stream_scenario(
     started = time.monotonic()
     start_time = datetime.now(UTC)
     pending: list[tuple[float, int, Label]] = []
-    published = 0
     for index, labelled in enumerate(scenario.events(start_time, 1.0 / rate)):
         if stop.is_set or (max_events is not None and index >= max_events):
             break
@@ -50,7 +49,6 @@ def stream_scenario(
             break
         _publish_due_labels(client, pending, until=due, stop=stop)
         client.publish_event(labelled.event)
-        published += 1
         if labelled.label_delay_seconds is not None:
             delay = labelled.label_delay_seconds
             label = Label(
@@ -59,7 +57,7 @@ def stream_scenario(
                 label=labelled.label,
             )
             heapq.heappush(pending, (due + delay, index, label))
-        if on_progress is not None and published % 1000 == 0:
+        if on_progress is not None and (index + 1) % 1000 == 0:
             on_progress(client.events_published, client.labels_published)
     if not stop.is_set and pending:
         _publish_due_labels(client, pending, until=max(entry[0] for entry in pending), stop=stop)

@@ -27,12 +27,13 @@ def test_ten_thousand_keyed_messages_arrive_once_in_order_per_key(
 
     messages = read_topic(kafka, topic, lambda got: len(got) >= MESSAGES, timeout=60)
 
-    values = [message.value().decode() for message in messages]
+    values = [(message.value() or b"").decode() for message in messages]
     assert len(values) == MESSAGES, f"lost {MESSAGES - len(values)} messages"
     assert len(set(values)) == MESSAGES, "duplicates were delivered"
     last_seen: dict[str, int] = {}
     for value in values:
-        key, sequence = value.rsplit(":", 1)
-        assert int(sequence) > last_seen.get(key, -1), f"{key} out of order at {sequence}"
-        last_seen[key] = int(sequence)
+        key, _, sequence_text = value.rpartition(":")
+        sequence = int(sequence_text)
+        assert sequence > last_seen.get(key, -1), f"{key} out of order at {sequence}"
+        last_seen[key] = sequence
     assert len(last_seen) == KEYS
