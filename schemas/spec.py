@@ -204,13 +204,35 @@ def load_spec(name_or_path: str) -> PipelineSpec:
 
 
 def _line_of(text: str, location: tuple[int | str, ...]) -> int | None:
-    """Best-effort line number of the deepest named key of ``location`` in the TOML text."""
-    keys = [str(part) for part in location if isinstance(part, str)]
-    for key in reversed(keys):
-        for number, line in enumerate(text.splitlines(), start=1):
-            stripped = line.strip()
-            if stripped.startswith((f"{key} ", f"{key}=", f"[{key}", f"[fields.{key}")) or (
-                f".{key}]" in stripped
-            ):
-                return number
-    return None
+    """Best-effort line number of the deepest part of ``location`` found in the TOML text.
+
+    Each table header and ``key = value`` line is given its full path (``[[array]]`` headers are
+    counted, so ``aggregates.1`` is the second ``[[aggregates]]``); the line whose path is the
+    longest prefix of ``location`` wins.
+    """
+    wanted = [str(part) for part in location]
+    best, best_length = None, 0
+    table: list[str] = []
+    arrays: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("[["):
+            name = stripped[2:].split("]]", 1)[0].strip()
+            index = arrays.get(name, 0)
+            arrays[name] = index + 1
+            table = [*_key_path(name), str(index)]
+            path = table
+        elif stripped.startswith("["):
+            table = _key_path(stripped[1:].split("]", 1)[0])
+            path = table
+        elif "=" in stripped and not stripped.startswith("#"):
+            path = [*table, *_key_path(stripped.split("=", 1)[0])]
+        else:
+            continue
+        if best_length < len(path) <= len(wanted) and wanted[: len(path)] == path:
+            best, best_length = number, len(path)
+    return best
+
+
+def _key_path(key: str) -> list[str]:
+    return [part.strip().strip("\"'") for part in key.split(".")]

@@ -100,7 +100,6 @@ def ensure_topics(
 
     Idempotent: topics that already exist are left as they are.
     """
-    admin = make_admin(kafka)
     wanted = [
         NewTopic(
             spec.full_name(prefix),
@@ -110,6 +109,14 @@ def ensure_topics(
         )
         for spec in specs
     ]
+    return create_missing_topics(kafka, wanted, timeout)
+
+
+def create_missing_topics(
+    kafka: KafkaSettings, wanted: list[NewTopic], timeout: float = 30.0
+) -> list[str]:
+    """Create those of ``wanted`` that do not exist yet and wait until the broker lists them."""
+    admin = make_admin(kafka)
     existing = set(admin.list_topics(timeout=timeout).topics)
     missing = [topic for topic in wanted if topic.topic not in existing]
     if not missing:
@@ -122,5 +129,11 @@ def ensure_topics(
         except KafkaException as error:
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = admin.list_topics(timeout=timeout).topics
+        if all(name in listed and listed[name].partitions for name in created):
+            break
+        time.sleep(0.1)
     log.info("created topics %s", created)
     return created

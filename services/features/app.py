@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from confluent_kafka.cimpl import NewTopic
 from prometheus_client import CollectorRegistry
 
 from schemas.codec import encode
@@ -23,6 +24,7 @@ from schemas.dead_letters import DeadLetterHeaders
 from schemas.spec import PipelineSpec, load_spec
 from schemas.topics import PIPELINE_PARTITIONS
 from services.common.dead_letters import DeadLetter
+from services.common.kafka import create_missing_topics, wait_for_broker
 from services.common.metrics_server import Health, MetricsServer
 from services.common.runtime import announce_ready, configure_logging
 from services.features.broker import faust_broker_options
@@ -120,13 +122,12 @@ def _add_stage_agent(
 ) -> Send:
     """Declare ``stage``'s topic, table and agent; return the function that feeds the stage."""
     topic = app.topic(
-        f"{settings.group(SERVICE)}-by-{stage.entity}", key_serializer="raw",
+        _stage_topic(settings, stage), key_serializer="raw",
         value_serializer="raw", partitions=PIPELINE_PARTITIONS, internal=True,
     )
     table = app.Table(
-        f"entity-{stage.entity}", default=None, partitions=PIPELINE_PARTITIONS,
-        key_type=bytes, value_type=dict,
-    )
+        _table_name(stage), default=None, partitions=PIPELINE_PARTITIONS,
+    )  # keys are raw bytes and values JSON dicts (the app's default serializers)
     entities = metrics.table_entities.labels(entity=stage.entity)
 
     async def run_stage(stream: faust.StreamT[Any]) -> None:
@@ -152,6 +153,32 @@ def _add_stage_agent(
     return feed
 
 
+def internal_topics(settings: FeaturesSettings, spec: PipelineSpec) -> list[NewTopic]:
+    """The stage topics and table changelogs, created before the worker subscribes.
+
+    faust declares them itself too, but a subscription made before the broker's metadata lists a
+    new topic silently leaves its partitions unassigned; creating them first avoids that race.
+    """
+    group = settings.group(SERVICE)
+    topics = []
+    for stage in plan_stages(spec):
+        topics.append(NewTopic(_stage_topic(settings, stage), num_partitions=PIPELINE_PARTITIONS,
+                               replication_factor=1))
+        topics.append(NewTopic(
+            f"{group}-{_table_name(stage)}-changelog", num_partitions=PIPELINE_PARTITIONS,
+            replication_factor=1, config={"cleanup.policy": "compact"},
+        ))
+    return topics
+
+
+def _stage_topic(settings: FeaturesSettings, stage: Stage) -> str:
+    return f"{settings.group(SERVICE)}-by-{stage.entity}"
+
+
+def _table_name(stage: Stage) -> str:
+    return f"entity-{stage.entity}"
+
+
 def _unexpected(error: Exception) -> DeadLetter:
     log.exception("unexpected error while processing a message")
     dead = DeadLetter("processing_error", f"{type(error).__name__}: {error}")
@@ -166,6 +193,8 @@ def main() -> int:
     spec = load_spec(settings.spec)
     registry = CollectorRegistry()
     metrics = FeaturesMetrics(registry)
+    wait_for_broker(settings.kafka)
+    create_missing_topics(settings.kafka, internal_topics(settings, spec))
     app = build_app(settings, spec, metrics)
     started = time.monotonic()
 

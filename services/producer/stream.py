@@ -57,7 +57,7 @@ def stream_scenario(
                 label=labelled.label,
             )
             heapq.heappush(pending, (due + delay, index, label))
-        if on_progress is not None and (index + 1) % 1000 == 0:
+        if on_progress is not None and (index + 1) % 100 == 0:
             on_progress(client.events_published, client.labels_published)
     if not stop.is_set and pending:
         _publish_due_labels(client, pending, until=max(entry[0] for entry in pending), stop=stop)

@@ -1,0 +1,62 @@
+"""Consumer lag from librdkafka statistics."""
+
+from __future__ import annotations
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from services.common.service_metrics import LoopMetrics
+
+
+def statistics(lags: dict[str, dict[str, int]], group: str = "acme.streamml-model") -> str:
+    return orjson.dumps({
+        "name": "rdkafka#consumer-1",
+        "type": "consumer",
+        "cgrp": {"group_id": group, "state": "up"},
+        "topics": {
+            topic: {"topic": topic, "partitions": {
+                partition: {"partition": int(partition), "consumer_lag": lag}
+                for partition, lag in partitions.items()
+            }}
+            for topic, partitions in lags.items()
+        },
+    }).decode()
+
+
+def lag(registry: CollectorRegistry, topic: str, group: str = "acme.streamml-model") -> float | None:
+    return registry.get_sample_value(
+        "streamml_consumer_lag_messages", {"service": "model", "group": group, "topic": topic}
+    )
+
+
+def test_lag_is_summed_over_assigned_partitions_by_base_topic_name() -> None:
+    registry = CollectorRegistry()
+    metrics = LoopMetrics(registry, "model")
+    document = statistics({
+        "acme.features": {"0": 5, "1": 7, "-1": 1000, "2": -1},
+        "acme.labels": {"0": 0, "3": 2},
+    })
+    metrics.record_statistics(document, {"acme.features": "features", "acme.labels": "labels"})
+    assert lag(registry, "features") == 12
+    assert lag(registry, "labels") == 2
+
+
+def test_lag_follows_the_latest_statistics() -> None:
+    registry = CollectorRegistry()
+    metrics = LoopMetrics(registry, "model")
+    names = {"acme.features": "features"}
+    metrics.record_statistics(statistics({"acme.features": {"0": 50}}), names)
+    metrics.record_statistics(statistics({"acme.features": {"0": 3}}), names)
+    assert lag(registry, "features") == 3
+
+
+def test_unmapped_topic_keeps_its_full_name() -> None:
+    registry = CollectorRegistry()
+    LoopMetrics(registry, "model").record_statistics(statistics({"raw": {"0": 4}}), {})
+    assert lag(registry, "raw") == 4
+
+
+def test_statistics_without_topics_change_nothing() -> None:
+    registry = CollectorRegistry()
+    LoopMetrics(registry, "model").record_statistics('{"name": "rdkafka#producer-1"}', {})
+    assert lag(registry, "features") is None
