@@ -7,6 +7,7 @@ of ``cooldown_observations`` after an alert keeps one drift from becoming a stor
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +59,19 @@ class ErrorStreamMonitor:
         if self._spec.detector == "ADWIN":
             return float(detector.estimation), float(self._spec.params.get("delta", 0.002))
         if self._spec.detector == "PageHinkley":
-            return float(getattr(detector, "_sum_increase", 0.0)), float(detector.threshold)
+            # The cumulative deviations River tests against its threshold (up, down or both).
+            increase = float(detector._sum_increase - detector._min_increase)
+            decrease = float(detector._max_decrease - detector._sum_decrease)
+            statistic = {"up": increase, "down": decrease}.get(
+                detector.mode, max(increase, decrease)
+            )
+            return statistic, float(detector.threshold)
         if self._spec.detector == "KSWIN":
             return float(getattr(detector, "p_value", 0.0)), float(detector.alpha)
-        return float(getattr(detector, "_p_min", 0.0) or 0.0), float(detector.drift_threshold)
+        # DDM fires when p + s exceeds p_min + drift_threshold * s_min: report both sides.
+        p_min, s_min = detector._p_min, detector._s_min
+        if p_min is None or s_min is None:
+            return 0.0, float(detector.drift_threshold)
+        p = float(detector._p.get())
+        s = math.sqrt(p * (1 - p) / detector._p.n)
+        return p + s, float(p_min + detector.drift_threshold * s_min)

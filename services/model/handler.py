@@ -2,9 +2,11 @@
 
 Predict, then learn: a feature vector is predicted on by every model before its label can be
 learned; a label that arrives first waits (bounded) for its features. The label is learned on
-the exact input the models predicted with. Time here is *stream time*: the newest event or label
-time seen, advanced by wall-clock time while the stream is quiet, so replays of old data and live
-streams close feedback windows alike.
+the exact input the models predicted with. Feedback windows close on *stream time*: the newest
+event or label time seen, advanced by wall-clock time while the stream is quiet, so replays of old
+data and live streams close them alike. A label waiting for its features is declared an unknown
+event only once the *features* stream has moved past the label's time by a whole window, so a
+slow or restarting features service delays labels instead of losing them.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class ModelTopics:
 @dataclass(frozen=True)
 class _EarlyLabel:
     label: Label
-    arrived: float
+    label_time: float
     raw: bytes | None
     key: bytes | None
     partition: int
@@ -81,6 +83,7 @@ class ModelHandler:
         self._resolved = BoundedMap[bool](options.remembered_ids)  # event_id -> timed out?
         self._newest_time = 0.0
         self._newest_seen_at = monotonic()
+        self._newest_feature_time = 0.0
 
     def stream_now(self) -> float:
         """Stream time in epoch seconds."""
@@ -109,6 +112,7 @@ class ModelHandler:
         received = self._clock()
         vector = _decode(FeatureVector, message.value())
         self._observe_time(vector.event_time)
+        self._newest_feature_time = max(self._newest_feature_time, vector.event_time.timestamp())
         if vector.event_id in self._predicted:
             self._metrics.duplicate_features.inc()
             return
@@ -147,6 +151,9 @@ class ModelHandler:
     def _on_label(self, message: Message) -> None:
         label = _decode(Label, message.value())
         self._observe_time(label.label_time)
+        # Windows that closed by this label's time close first: a label stamped after its own
+        # window is late, whether or not another message moved stream time in between.
+        self._expire()
         if label.event_id in self.pending:
             self._resolve(label.event_id, label)
             return
@@ -162,7 +169,7 @@ class ModelHandler:
             self._metrics.label_events(kind="duplicate").inc()
             return
         self._early.put(label.event_id, _EarlyLabel(
-            label, self.stream_now(), message.value(), message.key(),
+            label, label.label_time.timestamp(), message.value(), message.key(),
             message.partition() or 0, message.offset() or 0,
         ))
 
@@ -202,9 +209,10 @@ class ModelHandler:
             else:
                 self._metrics.label_events(kind="timeout_dropped").inc()
                 self._resolved.put(entry.event_id, True)
-        for event_id, early in self._early.items():
-            if early.arrived + self._window > now:
-                break
+        while (oldest := self._early.oldest()) is not None:
+            event_id, early = oldest
+            if early.label_time + self._window > self._newest_feature_time:
+                break  # labels wait in arrival order; the oldest decides
             self._early.pop(event_id)
             self._metrics.label_events(kind="unknown_event").inc()
             self._dead_letters.publish(

@@ -98,6 +98,10 @@ class BoundedMap(Generic[T]):
     def pop(self, key: str) -> T | None:
         return self._items.pop(key, None)
 
+    def oldest(self) -> tuple[str, T] | None:
+        """The oldest item, without removing it; None when empty."""
+        return next(iter(self._items.items()), None)
+
     def items(self) -> list[tuple[str, T]]:
         return list(self._items.items())
 

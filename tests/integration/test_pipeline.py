@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from confluent_kafka import Message
 
 from schemas.codec import decode
 from schemas.dead_letters import DeadLetterHeaders
@@ -108,6 +109,7 @@ def test_every_event_gets_exactly_one_prediction_and_the_model_learns(
                                   timeout=120)
     outcomes = [decode(Outcome, message.value()) for message in outcome_messages]
     assert len({outcome.event_id for outcome in outcomes}) == EVENTS
+    assert not [o.event_id for o in outcomes if o.timed_out], "every label was sent in time"
     # Nothing extra arrived in the meantime: exactly one prediction and one outcome per event.
     assert topic_size(kafka, predictions_topic) == EVENTS
     assert topic_size(kafka, outcomes_topic) == EVENTS
@@ -144,8 +146,14 @@ def test_bad_events_go_to_dead_letters_and_features_keeps_running(
     producer.produce(events_topic, key=b"u1", value=orjson.dumps(good))
     assert producer.flush(10) == 0
 
-    letters = read_topic(kafka, pipeline.topic("dead-letters"),
-                         lambda got: len(got) >= len(bad), timeout=60)
+    def from_features(messages: list[Message]) -> list[Message]:
+        return [m for m in messages
+                if DeadLetterHeaders.from_kafka_headers(m.headers() or []).service == "features"]
+
+    letters = from_features(read_topic(
+        kafka, pipeline.topic("dead-letters"),
+        lambda got: len(from_features(got)) >= len(bad), timeout=60,
+    ))
     headers = [DeadLetterHeaders.from_kafka_headers(m.headers() or []) for m in letters]
     assert sorted(h.reason_code for h in headers) == sorted(bad)
     assert all(h.source_topic == events_topic and h.service == "features" for h in headers)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from confluent_kafka import Message
+
+from schemas.dead_letters import DeadLetterHeaders
+
+WireHeaders = list[tuple[str, str | bytes | None]]
+"""Kafka headers as confluent-kafka takes them."""
 
 
 @dataclass(frozen=True)
@@ -16,7 +22,15 @@ class Produced:
     topic: str
     value: bytes | None
     key: bytes | None
-    headers: list[tuple[str, bytes]] | None
+    headers: WireHeaders | None
+
+    def dead_letter_headers(self) -> DeadLetterHeaders:
+        """The dead-letter headers of this record, parsed as a consumer would."""
+        assert self.headers is not None, "no headers"
+        return DeadLetterHeaders.from_kafka_headers([
+            (name, value.encode() if isinstance(value, str) else value)
+            for name, value in self.headers
+        ])
 
 
 @dataclass
@@ -30,7 +44,7 @@ class FakeProducer:
         topic: str,
         value: bytes | None = None,
         key: bytes | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        headers: WireHeaders | None = None,
     ) -> None:
         self.records.append(Produced(topic, value, key, headers))
 
@@ -45,11 +59,12 @@ def message(
     key: bytes | None = None,
     partition: int = 0,
     offset: int = 0,
-    headers: list[tuple[str, bytes]] | None = None,
+    headers: Sequence[tuple[str, str | bytes | None]] | None = None,
 ) -> Message:
     """A consumed message, built in memory (confluent-kafka's ``Message`` needs no broker)."""
     return Message(
-        topic=topic, partition=partition, offset=offset, key=key, value=value, headers=headers
+        topic=topic, partition=partition, offset=offset, key=key, value=value,
+        headers=None if headers is None else list(headers),
     )
 
 

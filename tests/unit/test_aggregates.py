@@ -48,13 +48,13 @@ def aggregates_for(window: Window) -> list[AggregateSpec]:
     specs = [
         AggregateSpec(
             name=f"{function}_x", entity="user", function=function, field="x",
-            window=window.kind,  # type: ignore[arg-type]
+            window=window.kind,
             size_seconds=window.size, step_seconds=window.step,
         )
         for function in FUNCTIONS
     ]
     specs.append(AggregateSpec(name="events", entity="user", function="count",
-                               window=window.kind,  # type: ignore[arg-type]
+                               window=window.kind,
                                size_seconds=window.size, step_seconds=window.step))
     return specs
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from schemas.codec import ContractError, decode
-from schemas.dead_letters import DeadLetterHeaders
 from schemas.events import Event
 from services.common.dead_letters import DeadLetter, DeadLetterPublisher
 from tests.unit.fakes import FakeProducer
@@ -36,8 +35,7 @@ def test_headers_name_source_error_class_and_reason() -> None:
     publisher = DeadLetterPublisher(producer, "dead-letters", "features")
     returned = publisher.publish(POISON, None, "events", 2, 4711, contract_error(POISON))
     [record] = producer.records
-    assert record.headers is not None
-    headers = DeadLetterHeaders.from_kafka_headers(list(record.headers))
+    headers = record.dead_letter_headers()
     assert headers == returned
     assert headers.source_topic == "events"
     assert headers.source_partition == 2
@@ -93,5 +91,4 @@ def test_a_very_long_reason_is_truncated_to_fit_the_headers() -> None:
         b"x", None, "events", 0, 0, DeadLetter("spec_invalid", "why " * 5000)
     )
     assert len(headers.reason) == 2000
-    assert producer.records[0].headers is not None
-    assert DeadLetterHeaders.from_kafka_headers(list(producer.records[0].headers)) == headers
+    assert producer.records[0].dead_letter_headers() == headers

@@ -23,7 +23,9 @@ def statistics(lags: dict[str, dict[str, int]], group: str = "acme.streamml-mode
     }).decode()
 
 
-def lag(registry: CollectorRegistry, topic: str, group: str = "acme.streamml-model") -> float | None:
+def lag(
+    registry: CollectorRegistry, topic: str, group: str = "acme.streamml-model"
+) -> float | None:
     return registry.get_sample_value(
         "streamml_consumer_lag_messages", {"service": "model", "group": group, "topic": topic}
     )

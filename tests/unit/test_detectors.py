@@ -1,0 +1,97 @@
+"""Concept-drift monitors on synthetic error streams with a known change point."""
+
+from __future__ import annotations
+
+import random
+from itertools import pairwise
+
+import pytest
+
+from schemas.spec import DetectorSpec
+from services.drift.detectors import Detection, ErrorStreamMonitor
+
+CHANGE_AT = 2000
+DETECTION_BOUND = 300
+
+
+def errors(rng: random.Random, rate: float, count: int) -> list[float]:
+    return [1.0 if rng.random() < rate else 0.0 for _ in range(count)]
+
+
+def feed(monitor: ErrorStreamMonitor, stream: list[float]) -> list[Detection]:
+    return [d for d in (monitor.update(error) for error in stream) if d is not None]
+
+
+def abrupt(seed: int, change_at: int = CHANGE_AT) -> list[float]:
+    """Error rate 0.1, then 0.6 from observation ``change_at + 1`` on."""
+    rng = random.Random(seed)
+    return errors(rng, 0.1, change_at) + errors(rng, 0.6, 1000)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_adwin_detects_an_abrupt_error_rise_within_the_bound(seed: int) -> None:
+    monitor = ErrorStreamMonitor(DetectorSpec(detector="ADWIN", params={"delta": 0.002}))
+    detections = feed(monitor, abrupt(seed))
+    assert detections, "the change was not detected"
+    first = detections[0]
+    assert CHANGE_AT < first.position <= CHANGE_AT + DETECTION_BOUND
+    assert first.threshold == 0.002
+    assert 0.1 < first.statistic < 0.6  # ADWIN's error-rate estimate is moving up
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_adwin_raises_no_alarm_on_a_stationary_stream(seed: int) -> None:
+    monitor = ErrorStreamMonitor(DetectorSpec(detector="ADWIN", params={"delta": 0.002}))
+    assert feed(monitor, errors(random.Random(100 + seed), 0.1, 20_000)) == []
+    assert monitor.position == 20_000
+
+
+@pytest.mark.parametrize("detector", ["PageHinkley", "DDM", "KSWIN"])
+def test_other_detectors_notice_the_change(detector: str) -> None:
+    change_at, found = 600, 0
+    for seed in range(5):
+        spec = DetectorSpec(detector=detector, cooldown_observations=0)
+        detections = feed(ErrorStreamMonitor(spec), abrupt(seed, change_at))
+        found += any(change_at < d.position <= change_at + DETECTION_BOUND for d in detections)
+    assert found >= 4
+
+
+@pytest.mark.parametrize("detector", ["PageHinkley", "DDM"])
+def test_a_detection_reports_a_statistic_beyond_its_threshold(detector: str) -> None:
+    spec = DetectorSpec(detector=detector)
+    detections = feed(ErrorStreamMonitor(spec), abrupt(0))
+    assert detections
+    assert all(d.statistic > d.threshold for d in detections)
+
+
+def test_kswin_reports_a_p_value_at_or_below_alpha() -> None:
+    spec = DetectorSpec(detector="KSWIN", params={"alpha": 0.005})
+    detections = feed(ErrorStreamMonitor(spec), abrupt(1, change_at=600))
+    assert detections
+    assert all(d.threshold == 0.005 and d.statistic <= d.threshold for d in detections)
+
+
+def flapping(seed: int) -> list[float]:
+    """Error rate alternating between 0.05 and 0.9 every 150 observations."""
+    rng = random.Random(seed)
+    stream: list[float] = []
+    for block in range(40):
+        stream += errors(rng, 0.9 if block % 2 else 0.05, 150)
+    return stream
+
+
+def test_cooldown_suppresses_repeated_alerts() -> None:
+    stream = flapping(9)
+    eager = feed(ErrorStreamMonitor(DetectorSpec(cooldown_observations=0)), stream)
+    calm = feed(ErrorStreamMonitor(DetectorSpec(cooldown_observations=1000)), stream)
+    assert len(eager) > 20  # without a cooldown every flip alerts
+    assert 0 < len(calm) < len(eager)
+    gaps = [b.position - a.position for a, b in pairwise(calm)]
+    assert all(gap >= 1000 for gap in gaps)
+    assert len(calm) >= len(stream) // 1150  # alerts resume once each cooldown ends
+
+
+def test_positions_count_every_observation() -> None:
+    monitor = ErrorStreamMonitor(DetectorSpec())
+    feed(monitor, [0.0] * 123)
+    assert monitor.position == 123

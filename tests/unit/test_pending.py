@@ -1,0 +1,102 @@
+"""The model service's bounded stores."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+from services.model.pending import BoundedMap, PendingEntry, PendingStore
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def entry(event_id: str, deadline: float) -> PendingEntry:
+    return PendingEntry(event_id, {"x": 1.0}, T0, deadline)
+
+
+def test_added_entries_can_be_taken_once() -> None:
+    store = PendingStore(capacity=10)
+    store.add(entry("a", 100.0))
+    assert "a" in store
+    assert len(store) == 1
+    taken = store.take("a")
+    assert taken is not None
+    assert taken.event_id == "a"
+    assert "a" not in store
+    assert store.take("a") is None
+
+
+def test_store_is_bounded_and_evicts_the_oldest_first() -> None:
+    store = PendingStore(capacity=3)
+    evicted = [store.add(entry(f"e{n}", 100.0 + n)) for n in range(5)]
+    assert [e.event_id if e else None for e in evicted] == [None, None, None, "e0", "e1"]
+    assert len(store) == 3
+    assert store.evicted == 2
+    assert [e.event_id for e in store.entries()] == ["e2", "e3", "e4"]
+
+
+def test_memory_stays_bounded_under_a_flood() -> None:
+    store = PendingStore(capacity=100)
+    for n in range(10_000):
+        store.add(entry(f"e{n}", 1e12))  # deadlines far away: only eviction bounds the store
+        list(store.expire(0.0))
+    assert len(store) == 100
+    assert store.evicted == 9_900
+    assert len(store._deadlines) <= 2 * 100 + 1024 + 1  # the deadline heap is compacted too
+
+
+def test_expire_yields_exactly_the_entries_due_at_now() -> None:
+    rng = random.Random(5)
+    store = PendingStore(capacity=1000)
+    deadlines = {f"e{n}": float(rng.randint(0, 100)) for n in range(200)}
+    for event_id, deadline in deadlines.items():
+        store.add(entry(event_id, deadline))
+    due = [e.event_id for e in store.expire(50.0)]
+    assert sorted(due) == sorted(k for k, d in deadlines.items() if d <= 50.0)
+    assert len(due) == len(set(due))
+    assert all(deadlines[e.event_id] > 50.0 for e in store.entries())
+    assert list(store.expire(50.0)) == []
+
+
+def test_expire_comes_in_deadline_order() -> None:
+    store = PendingStore(capacity=10)
+    for event_id, deadline in [("late", 30.0), ("early", 10.0), ("middle", 20.0)]:
+        store.add(entry(event_id, deadline))
+    assert [e.event_id for e in store.expire(100.0)] == ["early", "middle", "late"]
+
+
+def test_taken_and_evicted_entries_never_expire() -> None:
+    store = PendingStore(capacity=2)
+    store.add(entry("taken", 1.0))
+    store.take("taken")
+    store.add(entry("evicted", 2.0))
+    store.add(entry("kept-1", 3.0))
+    store.add(entry("kept-2", 4.0))
+    assert [e.event_id for e in store.expire(10.0)] == ["kept-1", "kept-2"]
+
+
+def test_bounded_map_forgets_the_oldest_beyond_capacity() -> None:
+    seen = BoundedMap[int](capacity=3)
+    for n in range(5):
+        seen.put(f"k{n}", n)
+    assert len(seen) == 3
+    assert "k0" not in seen
+    assert "k1" not in seen
+    assert seen.items() == [("k2", 2), ("k3", 3), ("k4", 4)]
+
+
+def test_bounded_map_put_refreshes_an_existing_key() -> None:
+    seen = BoundedMap[int](capacity=2)
+    seen.put("a", 1)
+    seen.put("b", 2)
+    seen.put("a", 3)  # "a" is now the newest
+    seen.put("c", 4)
+    assert seen.items() == [("a", 3), ("c", 4)]
+
+
+def test_bounded_map_pop_removes_and_returns() -> None:
+    seen = BoundedMap[str](capacity=2)
+    seen.put("a", "x")
+    assert seen.pop("a") == "x"
+    assert seen.pop("a") is None
+    assert len(seen) == 0
