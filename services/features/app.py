@@ -40,6 +40,7 @@ from services.features.pipeline import (
     plan_stages,
 )
 from services.features.settings import FeaturesSettings
+from services.features.transport import LowLatencyApp
 
 log = logging.getLogger(__name__)
 SERVICE = "features"
@@ -54,7 +55,7 @@ def build_app(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> faust.App:
     """The faust app with its topics, tables and agents; not started."""
-    app = faust.App(
+    app = LowLatencyApp(
         settings.group(SERVICE),
         **faust_broker_options(settings.kafka),
         web_enabled=False,
@@ -126,8 +127,8 @@ def _add_stage_agent(
         value_serializer="raw", partitions=PIPELINE_PARTITIONS, internal=True,
     )
     table = app.Table(
-        _table_name(stage), default=None, partitions=PIPELINE_PARTITIONS,
-    )  # keys are raw bytes and values JSON dicts (the app's default serializers)
+        _table_name(stage), default=None, partitions=PIPELINE_PARTITIONS, key_type=bytes,
+    )  # keys are raw bytes (entity values); values are JSON dicts (value_type None: json)
     entities = metrics.table_entities.labels(entity=stage.entity)
 
     async def run_stage(stream: faust.StreamT[Any]) -> None:

@@ -84,10 +84,13 @@ class ModelHandler:
         self._newest_time = 0.0
         self._newest_seen_at = monotonic()
         self._newest_feature_time = 0.0
+        self._stream_now = 0.0
 
     def stream_now(self) -> float:
-        """Stream time in epoch seconds."""
-        return self._newest_time + (self._monotonic() - self._newest_seen_at)
+        """Stream time in epoch seconds; never goes backwards."""
+        now = self._newest_time + (self._monotonic() - self._newest_seen_at)
+        self._stream_now = max(self._stream_now, now)
+        return self._stream_now
 
     def handle(self, message: Message) -> None:
         """Dispatch one consumed message by topic."""
@@ -142,7 +145,9 @@ class ModelHandler:
         self._predicted.put(vector.event_id, True)
         evicted = self.pending.add(entry)
         if evicted is not None:
+            # Given up on: its label, if it ever comes, is late rather than unknown.
             self._metrics.pending_evicted.inc()
+            self._resolved.put(evicted.event_id, True)
         early = self._early.pop(vector.event_id)
         if early is not None:
             self._resolve(vector.event_id, early.label)
@@ -168,10 +173,12 @@ class ModelHandler:
                 )
             self._metrics.label_events(kind="duplicate").inc()
             return
-        self._early.put(label.event_id, _EarlyLabel(
+        forgotten = self._early.put(label.event_id, _EarlyLabel(
             label, label.label_time.timestamp(), message.value(), message.key(),
             message.partition() or 0, message.offset() or 0,
         ))
+        if forgotten is not None:
+            self._dead_letter_early(forgotten[1], "the store of labels awaiting features is full")
 
     def _resolve(self, event_id: str, label: Label) -> None:
         entry = self.pending.take(event_id)
@@ -214,14 +221,16 @@ class ModelHandler:
             if early.label_time + self._window > self._newest_feature_time:
                 break  # labels wait in arrival order; the oldest decides
             self._early.pop(event_id)
-            self._metrics.label_events(kind="unknown_event").inc()
-            self._dead_letters.publish(
-                early.raw, early.key, self._topics.labels, early.partition, early.offset,
-                DeadLetter("unknown_event",
-                           f"no features for {event_id} within {self._window:g}s of its label"),
-            )
+            self._dead_letter_early(early, f"no features within {self._window:g}s of its label")
         self._metrics.pending.set(len(self.pending))
 
+
+    def _dead_letter_early(self, early: _EarlyLabel, why: str) -> None:
+        self._metrics.label_events(kind="unknown_event").inc()
+        self._dead_letters.publish(
+            early.raw, early.key, self._topics.labels, early.partition, early.offset,
+            DeadLetter("unknown_event", f"label for {early.label.event_id}: {why}"),
+        )
 
 def _decode(model: type[ContractT], raw: bytes | None) -> ContractT:
     try:

@@ -89,11 +89,13 @@ class BoundedMap(Generic[T]):
     def __contains__(self, key: object) -> bool:
         return key in self._items
 
-    def put(self, key: str, value: T) -> None:
+    def put(self, key: str, value: T) -> tuple[str, T] | None:
+        """Store ``value``; return the oldest item if it had to be forgotten to make room."""
         self._items[key] = value
         self._items.move_to_end(key)
-        while len(self._items) > self._capacity:
-            self._items.popitem(last=False)
+        if len(self._items) > self._capacity:
+            return self._items.popitem(last=False)
+        return None
 
     def pop(self, key: str) -> T | None:
         return self._items.pop(key, None)

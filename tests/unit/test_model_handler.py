@@ -289,3 +289,32 @@ def test_undecodable_messages_are_dead_lettered(topic: str, raw: bytes, code: st
         model.handler.handle(message(topic, raw))
     assert raised.value.reason_code == code
     assert model.producer.records == []
+
+
+def test_the_label_of_an_evicted_event_is_late_not_unknown() -> None:
+    model = build(options=ModelOptions(pending_capacity=2))
+    for n in range(3):
+        model.features(f"e-{n}", seconds=n / 100)
+    with pytest.raises(DeadLetter) as raised:
+        model.label("e-0", seconds=1)
+    assert raised.value.reason_code == "late_label"
+    assert model.anomalies("late") == 1.0
+
+
+def test_labels_forgotten_by_a_full_waiting_store_are_dead_lettered() -> None:
+    model = build(options=ModelOptions(early_label_capacity=2))
+    for n in range(3):
+        model.label(f"early-{n}", seconds=n, offset=n)
+    [dead] = model.producer.on("dead-letters")
+    assert dead.key == b"early-0"
+    assert dead.dead_letter_headers().reason_code == "unknown_event"
+    assert model.anomalies("unknown_event") == 1.0
+
+
+def test_stream_time_never_goes_backwards() -> None:
+    model = build()
+    model.features("e-1", seconds=0)
+    model.monotonic.advance(10)
+    before = model.handler.stream_now()
+    model.features("e-2", seconds=5)  # newer event, but older than wall-advanced stream time
+    assert model.handler.stream_now() >= before

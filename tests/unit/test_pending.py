@@ -100,3 +100,14 @@ def test_bounded_map_pop_removes_and_returns() -> None:
     assert seen.pop("a") == "x"
     assert seen.pop("a") is None
     assert len(seen) == 0
+
+
+def test_bounded_map_oldest_peeks_without_removing() -> None:
+    seen = BoundedMap[int](capacity=3)
+    assert seen.oldest() is None
+    seen.put("a", 1)
+    seen.put("b", 2)
+    assert seen.oldest() == ("a", 1)
+    assert len(seen) == 2
+    seen.pop("a")
+    assert seen.oldest() == ("b", 2)
