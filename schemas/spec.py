@@ -43,35 +43,67 @@ class FieldSpec(_Closed):
         return self
 
 
-AggregateFunction = Literal["count", "sum", "mean", "min", "max", "last"]
+AggregateFunction = Literal[
+    "count", "sum", "mean", "min", "max", "last", "distinct_count", "time_since_last",
+    "decayed_count",
+]
+WINDOWED_FUNCTIONS = frozenset({"count", "sum", "mean", "min", "max", "last", "distinct_count"})
+NUMERIC_FUNCTIONS = frozenset({"sum", "mean", "min", "max"})
 
 
 class AggregateSpec(_Closed):
-    """An aggregate of ``field`` per ``entity`` over a tumbling or hopping window."""
+    """An aggregate of ``field`` per ``entity``.
+
+    Windowed functions (count, sum, mean, min, max, last, distinct_count) take a tumbling or
+    hopping window in event time (``size_seconds``, and ``step_seconds`` when hopping).
+    ``time_since_last`` is the seconds since the entity's previous event; ``decayed_count`` is an
+    exponentially decayed event count with ``half_life_seconds``. ``distinct_count`` is
+    approximate (a K-minimum-values sketch, exact below 64 distinct values).
+    """
 
     name: Identifier
     entity: Identifier
     function: AggregateFunction
     field: Identifier | None = None
     window: Literal["tumbling", "hopping"] = "tumbling"
-    size_seconds: float = Field(gt=0, le=30 * 24 * 3600)
+    size_seconds: float | None = Field(default=None, gt=0, le=30 * 24 * 3600)
     step_seconds: float | None = Field(default=None, gt=0)
+    half_life_seconds: float | None = Field(default=None, gt=0, le=365 * 24 * 3600)
 
     @model_validator(mode="after")
     def _window_is_possible(self) -> AggregateSpec:
-        if self.function != "count" and self.field is None:
-            raise ValueError(f"aggregate '{self.name}': function '{self.function}' needs a field")
+        where = f"aggregate '{self.name}'"
+        needs_field = self.function in NUMERIC_FUNCTIONS | {"last", "distinct_count"}
+        if needs_field and self.field is None:
+            raise ValueError(f"{where}: function '{self.function}' needs a field")
+        if self.function == "decayed_count" and self.half_life_seconds is None:
+            raise ValueError(f"{where}: decayed_count needs half_life_seconds")
+        if self.function != "decayed_count" and self.half_life_seconds is not None:
+            raise ValueError(f"{where}: half_life_seconds is only for decayed_count")
+        if self.function not in WINDOWED_FUNCTIONS:
+            if self.size_seconds is not None or self.step_seconds is not None:
+                raise ValueError(f"{where}: '{self.function}' takes no window")
+            return self
+        if self.size_seconds is None:
+            raise ValueError(f"{where}: '{self.function}' needs a window: size_seconds")
         if self.window == "hopping":
             if self.step_seconds is None:
-                raise ValueError(f"aggregate '{self.name}': a hopping window needs step_seconds")
+                raise ValueError(f"{where}: a hopping window needs step_seconds")
             if self.step_seconds > self.size_seconds:
                 raise ValueError(
-                    f"aggregate '{self.name}': step_seconds ({self.step_seconds}) is larger "
+                    f"{where}: step_seconds ({self.step_seconds}) is larger "
                     f"than size_seconds ({self.size_seconds})"
                 )
         elif self.step_seconds is not None:
-            raise ValueError(f"aggregate '{self.name}': step_seconds is only for hopping windows")
+            raise ValueError(f"{where}: step_seconds is only for hopping windows")
         return self
+
+    @property
+    def window_seconds(self) -> float:
+        """The window size of a windowed aggregate."""
+        if self.size_seconds is None:
+            raise ValueError(f"aggregate '{self.name}' has no window")
+        return self.size_seconds
 
 
 class LabelSpec(_Closed):
@@ -119,6 +151,20 @@ class DriftSpec(_Closed):
     concept: DetectorSpec = Field(default_factory=DetectorSpec)
 
 
+class SourceSpec(_Closed):
+    """How the rows of a replayed file (CSV or JSONL) become events and labels.
+
+    ``label_column`` holds the label; every column that is one of the spec's fields becomes an
+    event field. ``id_column`` gives the ``event_id`` (default: ``<spec>-<row number>``).
+    Entity values come from ``entity_columns`` or the constants in ``entity``.
+    """
+
+    label_column: str
+    id_column: str | None = None
+    entity: dict[Identifier, str] = Field(default_factory=dict)
+    entity_columns: dict[Identifier, str] = Field(default_factory=dict)
+
+
 class PipelineSpec(_Closed):
     """A whole use case. Entity keys name the event's ``entity`` map; the first is the partition
     key of the ``events`` topic."""
@@ -131,6 +177,7 @@ class PipelineSpec(_Closed):
     label: LabelSpec
     models: ModelsSpec
     drift: DriftSpec = Field(default_factory=DriftSpec)
+    source: SourceSpec | None = None
 
     @model_validator(mode="after")
     def _references_resolve(self) -> PipelineSpec:
@@ -146,15 +193,21 @@ class PipelineSpec(_Closed):
                     raise ValueError(
                         f"aggregate '{aggregate.name}': unknown field '{aggregate.field}'"
                     )
-                if self.fields[aggregate.field].type == "categorical" and aggregate.function in (
-                    "sum", "mean", "min", "max"
-                ):
+                if (self.fields[aggregate.field].type == "categorical"
+                        and aggregate.function in NUMERIC_FUNCTIONS):
                     raise ValueError(
                         f"aggregate '{aggregate.name}': '{aggregate.function}' of categorical "
                         f"field '{aggregate.field}'"
                     )
             if aggregate.name in names:
                 raise ValueError(f"aggregate '{aggregate.name}' has the name of a field")
+        if self.source is not None:
+            given = set(self.source.entity) | set(self.source.entity_columns)
+            if given != set(self.entity_keys):
+                raise ValueError(
+                    f"source: entity and entity_columns must give exactly the entity keys "
+                    f"{list(self.entity_keys)}, got {sorted(given)}"
+                )
         model_names = [self.models.champion.name, *(m.name for m in self.models.challengers)]
         if len(set(model_names)) != len(model_names):
             raise ValueError(f"model names must be unique, got {model_names}")

@@ -17,7 +17,13 @@ from __future__ import annotations
 import math
 from typing import Any, TypeAlias
 
-from schemas.spec import AggregateSpec
+from schemas.spec import WINDOWED_FUNCTIONS, AggregateSpec
+from services.features.sketches import (
+    absorb_distinct,
+    absorb_unwindowed,
+    distinct_estimate,
+    unwindowed_value,
+)
 
 Partial: TypeAlias = list[float]
 """[count, numeric count, sum, min, max, last value, stream sequence of the last value]."""
@@ -36,7 +42,7 @@ def bucket_width(aggregate: AggregateSpec) -> float:
     """The bucket width: the window size when tumbling, the step when hopping."""
     if aggregate.window == "hopping" and aggregate.step_seconds is not None:
         return aggregate.step_seconds
-    return aggregate.size_seconds
+    return aggregate.window_seconds
 
 
 def window_buckets(aggregate: AggregateSpec, event_time: float) -> tuple[float, float]:
@@ -45,7 +51,7 @@ def window_buckets(aggregate: AggregateSpec, event_time: float) -> tuple[float, 
     last = math.floor(event_time / width) * width
     if aggregate.window == "tumbling":
         return last, last
-    first = math.floor((event_time - aggregate.size_seconds) / width + 1) * width
+    first = math.floor((event_time - aggregate.window_seconds) / width + 1) * width
     return first, last
 
 
@@ -58,6 +64,14 @@ def features_before(
     """
     values: dict[str, float | None] = {}
     for aggregate in aggregates:
+        if aggregate.function not in WINDOWED_FUNCTIONS:
+            values[aggregate.name] = unwindowed_value(state, aggregate, event_time)
+            continue
+        if aggregate.function == "distinct_count":
+            values[aggregate.name] = distinct_estimate(
+                state, aggregate, *window_buckets(aggregate, event_time)
+            )
+            continue
         first, last = window_buckets(aggregate, event_time)
         partials = [
             partial
@@ -80,9 +94,16 @@ def absorb(
     """
     state["seq"] += 1
     for aggregate in aggregates:
+        if aggregate.function not in WINDOWED_FUNCTIONS:
+            absorb_unwindowed(state, aggregate, event_time)
+            continue
         buckets = state["aggregates"].setdefault(aggregate.name, {})
         width = bucket_width(aggregate)
         key = _bucket_key(math.floor(event_time / width) * width)
+        if aggregate.function == "distinct_count":
+            absorb_distinct(buckets, key, fields.get(aggregate.field or ""))
+            _evict(buckets, aggregate, event_time)
+            continue
         partial = buckets.get(key)
         if partial is None:
             partial = [0.0] * 7

@@ -62,11 +62,11 @@ def aggregates_for(window: Window) -> list[AggregateSpec]:
 def window_interval(aggregate: AggregateSpec, t: float) -> tuple[float, float]:
     """[start, end) of event times the window serving ``t`` covers."""
     if aggregate.window == "tumbling":
-        k = math.floor(t / aggregate.size_seconds)
-        return k * aggregate.size_seconds, (k + 1) * aggregate.size_seconds
+        k = math.floor(t / aggregate.window_seconds)
+        return k * aggregate.window_seconds, (k + 1) * aggregate.window_seconds
     step = aggregate.step_seconds
     assert step is not None
-    oldest = math.floor((t - aggregate.size_seconds) / step) + 1
+    oldest = math.floor((t - aggregate.window_seconds) / step) + 1
     newest = math.floor(t / step)
     return oldest * step, (newest + 1) * step
 
