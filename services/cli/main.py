@@ -118,15 +118,27 @@ def _print_status(report: dict[str, Any]) -> None:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
     from services.common.runtime import StopSignal
-    from services.producer.service import run
+    from services.producer.scenarios.labels import parse_label_delay
+    from services.producer.service import build_scenario, run
     from services.producer.settings import ProducerOptions, ProducerSettings
 
+    truth = args.truth
+    if truth is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        truth = home_dir() / "runs" / f"{stamp}-{args.scenario}" / "truth.json"
+    delay = {"label_delay": parse_label_delay(args.label_delay)} if args.label_delay else {}
     options = ProducerOptions(
         scenario=args.scenario, rate=args.rate, duration_seconds=args.duration,
         max_events=args.max_events, seed=args.seed, explicit_negatives=args.explicit_negatives,
+        timeline=args.timeline, truth_path=truth, late_share=args.late_share,
+        lost_share=args.lost_share, **delay,
     )
+    build_scenario(options)  # a bad timeline fails here, before anything is connected or sent
     settings = ProducerSettings(producer=options, metrics_port=0)
+    print(f"ground truth: {truth}", flush=True)
     summary = run(settings, StopSignal().install())
     print(f"published {summary.events} events and {summary.labels} labels "
           f"in {summary.seconds:.1f}s")
@@ -137,6 +149,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from services.cli.demo import run_demo
 
     return run_demo(local_broker(args.port), home_dir(), args.duration, args.rate)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from services.common.runtime import StopSignal
+    from services.producer.progress import Progress
+    from services.producer.replay_stream import ReplayOptions, replay_file
+
+    spec = load_spec(args.spec)
+    options = ReplayOptions(
+        label_delay_events=args.label_delay, label_delay_seconds=args.label_delay_seconds,
+        rate=args.rate, limit=args.limit, skip_bad=args.skip_bad,
+    )
+    progress = Progress.on_terminal(sys.stderr, quiet=args.quiet)
+    summary = replay_file(args.file, spec, options, Settings(), StopSignal().install(), progress)
+    print(summary.describe(args.file))
+    return 1 if summary.stopped else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,7 +207,21 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--duration", type=float, default=None, help="seconds")
     produce.add_argument("--max-events", type=int, default=None)
     produce.add_argument("--seed", type=int, default=7)
-    produce.add_argument("--explicit-negatives", action="store_true")
+    produce.add_argument("--explicit-negatives", action="store_true",
+                         help="also send non-clicks as labels (default: silence means no click)")
+    produce.add_argument("--timeline", default=None, metavar="NAME|FILE",
+                         help="drift phases: a built-in timeline (clicks-drift) or a TOML file "
+                              "(default: stationary)")
+    produce.add_argument("--truth", type=Path, default=None, metavar="FILE",
+                         help="where to write the run's ground-truth drift points (default: "
+                              ".streamml/runs/<UTC time>-<scenario>/truth.json)")
+    produce.add_argument("--label-delay", default=None, metavar="DIST",
+                         help="feedback delay: uniform:LOW:HIGH (default uniform:0.2:3), "
+                              "exponential:MEAN or lognormal:MEDIAN:SIGMA, in seconds")
+    produce.add_argument("--late-share", type=float, default=0.0,
+                         help="share of labels that arrive after the feedback window")
+    produce.add_argument("--lost-share", type=float, default=0.0,
+                         help="share of labels that never arrive")
     produce.set_defaults(func=cmd_produce)
 
     demo = commands.add_parser("demo", help="broker + services + a scenario for a minute")
@@ -187,6 +229,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=100.0)
     demo.add_argument("--port", type=int, default=9092)
     demo.set_defaults(func=cmd_demo)
+
+    replay = commands.add_parser(
+        "replay", help="publish a CSV or JSONL file as events and labels",
+        description="Publish each row of FILE as an event and its label column as the label, "
+                    "as the spec's [source] section says. Exits 1 when stopped by a signal.",
+    )
+    replay.add_argument("file", type=Path, help="a .csv (with a header) or .jsonl/.ndjson file")
+    replay.add_argument("--spec", required=True, help="built-in spec name or TOML file")
+    delay = replay.add_mutually_exclusive_group()
+    delay.add_argument("--label-delay", type=int, metavar="N",
+                       help="publish each label right after the N-th next event (default 0)")
+    delay.add_argument("--label-delay-seconds", type=float, metavar="S",
+                       help="publish each label S seconds after its event")
+    replay.add_argument("--rate", type=float, metavar="R",
+                        help="events per second (default: as fast as possible)")
+    replay.add_argument("--limit", type=int, metavar="N", help="replay only the first N rows")
+    replay.add_argument("--skip-bad", action="store_true",
+                        help="skip and count rows that cannot be converted instead of stopping")
+    replay.add_argument("--quiet", action="store_true", help="no progress line")
+    replay.set_defaults(func=cmd_replay)
     return parser
 
 

@@ -74,7 +74,7 @@ def build_app(
     features = app.topic(settings.topic("features"), **raw)
     dead_letters = app.topic(settings.topic("dead-letters"), **raw)
     limits = settings.features.limits()
-    stages = plan_stages(spec)
+    stages = plan_stages(spec, settings.features.remember_events)
 
     async def dead_letter(event: faust.EventT[Any], error: DeadLetter) -> None:
         message = event.message
@@ -136,8 +136,11 @@ def _add_stage_agent(
             try:
                 staged = decode_staged(event.value)
                 key = event.key
-                staged, state = advance(staged, stage, table.get(key))
-                table[key] = state
+                staged, state, redelivered = advance(staged, stage, table.get(key))
+                if redelivered:
+                    metrics.redelivered.labels(entity=stage.entity).inc()
+                else:
+                    table[key] = state
                 entities.set(len(table))
                 await send_next(staged)
             except DeadLetter as error:
@@ -162,7 +165,7 @@ def internal_topics(settings: FeaturesSettings, spec: PipelineSpec) -> list[NewT
     """
     group = settings.group(SERVICE)
     topics = []
-    for stage in plan_stages(spec):
+    for stage in plan_stages(spec, settings.features.remember_events):
         topics.append(NewTopic(_stage_topic(settings, stage), num_partitions=PIPELINE_PARTITIONS,
                                replication_factor=1))
         topics.append(NewTopic(
@@ -187,6 +190,18 @@ def _unexpected(error: Exception) -> DeadLetter:
     return dead
 
 
+class _Worker(faust.Worker):
+    """A faust worker that also calls ``on_ready`` once tables are recovered and it runs."""
+
+    def __init__(self, app: faust.App, on_ready: Callable[[], None], **options: Any) -> None:
+        super().__init__(app, **options)
+        self._on_ready = on_ready
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        self._on_ready()
+
+
 def main() -> int:
     """Entry point: read settings, wire the app, serve metrics, run the faust worker."""
     settings = FeaturesSettings()
@@ -206,12 +221,12 @@ def main() -> int:
 
     server = MetricsServer(registry, health, settings.metrics_host, settings.metrics_port).start()
 
-    async def on_ready() -> None:
+    def on_ready() -> None:
         metrics.up.set(1)
         announce_ready(SERVICE, server.port)
 
-    app.on_startup_finished = on_ready
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker = _Worker(app, on_ready, loglevel=settings.log_level, quiet=True,
+                     redirect_stdouts=False)
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:

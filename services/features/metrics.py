@@ -29,6 +29,11 @@ class FeaturesMetrics:
             "Entities held in this worker's state table, by entity key.", ["entity"],
             registry=registry,
         )
+        self.redelivered = Counter(
+            "streamml_features_redelivered_events_total",
+            "Events seen again by a stage (crash replay or duplicate) and not counted twice.",
+            ["entity"], registry=registry,
+        )
         self.up = Gauge(
             "streamml_service_up", "1 while the service's loop runs.", ["service"],
             registry=registry,

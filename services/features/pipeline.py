@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 from pydantic import ConfigDict
@@ -32,19 +33,20 @@ class StagedEvent(Contract):
 
 @dataclass(frozen=True)
 class Stage:
-    """The aggregates of one entity key."""
+    """The aggregates of one entity key, and how many recent events per entity it remembers."""
 
     entity: str
     aggregates: list[AggregateSpec]
+    remember: int = 32
 
 
-def plan_stages(spec: PipelineSpec) -> list[Stage]:
+def plan_stages(spec: PipelineSpec, remember: int = 32) -> list[Stage]:
     """One stage per entity key that has aggregates, in the spec's entity-key order."""
     stages = []
     for entity in spec.entity_keys:
         aggregates = [a for a in spec.aggregates if a.entity == entity]
         if aggregates:
-            stages.append(Stage(entity, aggregates))
+            stages.append(Stage(entity, aggregates, remember))
     return stages
 
 
@@ -55,15 +57,32 @@ def admit(raw: bytes | None, spec: PipelineSpec, now: datetime, limits: Limits) 
     return StagedEvent(event=event, features=features, ingested_at=now)
 
 
-def advance(staged: StagedEvent, stage: Stage, state: EntityState | None) -> tuple[
-    StagedEvent, EntityState
-]:
-    """Add ``stage``'s point-in-time aggregates to ``staged``; return it and the updated state."""
+def advance(
+    staged: StagedEvent, stage: Stage, state: EntityState | None
+) -> tuple[StagedEvent, EntityState, bool]:
+    """Add ``stage``'s point-in-time aggregates to ``staged``.
+
+    Returns the staged event, the updated state and whether the event was a redelivery. The state
+    remembers the aggregates it gave its entity's last ``stage.remember`` events: an event seen
+    again (a redelivery after a crash, or a duplicate from upstream) gets the same aggregates
+    again and is not absorbed twice, so at-least-once delivery never double-counts.
+    """
     current = state if state is not None else new_state()
+    recent: list[list[Any]] = current.setdefault("recent", [])
+    event_id = staged.event.event_id
+    for remembered_id, remembered in recent:
+        if remembered_id == event_id:
+            return _with(staged, remembered), current, True
     event_time = staged.event.event_time.timestamp()
     aggregates = features_before(current, stage.aggregates, event_time)
     absorb(current, stage.aggregates, event_time, dict(staged.event.fields))
-    return staged.model_copy(update={"features": {**staged.features, **aggregates}}), current
+    recent.append([event_id, aggregates])
+    del recent[: max(0, len(recent) - stage.remember)]
+    return _with(staged, aggregates), current, False
+
+
+def _with(staged: StagedEvent, aggregates: dict[str, float | None]) -> StagedEvent:
+    return staged.model_copy(update={"features": {**staged.features, **aggregates}})
 
 
 def finish(staged: StagedEvent, now: datetime) -> FeatureVector:

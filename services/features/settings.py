@@ -19,6 +19,8 @@ class FeaturesOptions(BaseModel):
     max_future_seconds: float = Field(default=300.0, ge=0)
     max_past_seconds: float = Field(default=30 * 24 * 3600.0, ge=0)
     commit_interval_seconds: float = Field(default=1.0, gt=0)
+    remember_events: int = Field(default=32, ge=1, le=10_000)
+    """Recent events per entity whose aggregates are kept, so redeliveries are not re-counted."""
 
     def limits(self) -> Limits:
         """The validation limits these options describe."""

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter
 from services.common.metrics_server import Health, MetricsServer
 from services.common.runtime import StopSignal, announce_ready, configure_logging
 from services.producer.client import EventClient
-from services.producer.scenarios import SCENARIOS, Scenario
+from services.producer.scenarios import SCENARIOS, NaturalLabels, Scenario, load_timeline
 from services.producer.settings import ProducerOptions, ProducerSettings
 from services.producer.stream import RunSummary, stream_scenario
 
@@ -18,14 +18,22 @@ SERVICE = "producer"
 
 
 def build_scenario(options: ProducerOptions) -> Scenario:
-    """The scenario the options name, seeded; a clear error for an unknown name."""
+    """The scenario the options name, seeded, with its timeline and label options.
+
+    Raises ``ValueError`` (a :class:`~services.producer.scenarios.TimelineError` for a bad
+    timeline) before anything is published.
+    """
     try:
         factory = SCENARIOS[options.scenario]
     except KeyError:
         raise ValueError(
             f"unknown scenario {options.scenario!r}; choose one of {sorted(SCENARIOS)}"
         ) from None
-    scenario: Scenario = factory(seed=options.seed, explicit_negatives=options.explicit_negatives)
+    timeline = load_timeline(options.timeline) if options.timeline is not None else None
+    labels = NaturalLabels(delay=options.label_delay, late_share=options.late_share,
+                           lost_share=options.lost_share)
+    scenario: Scenario = factory(seed=options.seed, explicit_negatives=options.explicit_negatives,
+                                 timeline=timeline, labels=labels)
     return scenario
 
 
@@ -55,6 +63,7 @@ def run(settings: ProducerSettings, stop: StopSignal) -> RunSummary:
             scenario, client, settings.producer.rate, stop,
             duration_seconds=settings.producer.duration_seconds,
             max_events=settings.producer.max_events, on_progress=progress,
+            truth_path=settings.producer.truth_path,
         )
         progress(summary.events, summary.labels)
     finally:

@@ -56,7 +56,7 @@ class Worker:
         staged = admit(raw, self.spec, NOW + timedelta(minutes=1), Limits())
         for stage in self.stages:
             key = staged.event.entity[stage.entity]
-            staged, state = advance(staged, stage, self.tables[stage.entity].get(key))
+            staged, state, _ = advance(staged, stage, self.tables[stage.entity].get(key))
             self.tables[stage.entity][key] = state
         return finish(staged, NOW + timedelta(minutes=1, milliseconds=5))
 
@@ -128,7 +128,7 @@ def test_an_events_own_value_never_reaches_its_own_aggregates(spec: PipelineSpec
 def test_advance_does_not_change_the_staged_event_it_was_given(spec: PipelineSpec) -> None:
     staged = admit(raw_event("e-1", 0), spec, NOW, Limits())
     stage = plan_stages(spec)[0]
-    advanced, state = advance(staged, stage, None)
+    advanced, state, _ = advance(staged, stage, None)
     assert set(staged.features) == set(spec.fields)
     assert set(advanced.features) == set(spec.fields) | {a.name for a in stage.aggregates}
     assert state["seq"] == 1
@@ -136,7 +136,31 @@ def test_advance_does_not_change_the_staged_event_it_was_given(spec: PipelineSpe
 
 def test_staged_events_round_trip_through_their_internal_format(spec: PipelineSpec) -> None:
     staged = admit(raw_event("e-1", 0), spec, NOW, Limits())
-    advanced, _ = advance(staged, plan_stages(spec)[0], None)
+    advanced, _, _ = advance(staged, plan_stages(spec)[0], None)
     restored = decode_staged(encode_staged(advanced))
     assert isinstance(restored, StagedEvent)
     assert restored == advanced
+
+
+def test_a_redelivered_event_gets_the_same_features_and_is_not_counted_twice(
+    spec: PipelineSpec,
+) -> None:
+    worker = Worker(spec)
+    first = worker.process(raw_event("e-1", 0, price=10))
+    worker.process(raw_event("e-2", 1, price=20))
+    again = worker.process(raw_event("e-1", 0, price=10))  # a redelivery after a crash
+    after = worker.process(raw_event("e-3", 2, price=30))
+    assert again.features == first.features
+    assert after.features["user_events_5m"] == 2.0
+    assert after.features["user_mean_price_5m"] == 15.0
+
+
+def test_a_stage_remembers_only_its_last_events(spec: PipelineSpec) -> None:
+    stage = plan_stages(spec, remember=3)[0]
+    state = None
+    for n in range(10):
+        staged = admit(raw_event(f"e-{n}", n), spec, NOW + timedelta(minutes=1), Limits())
+        _, state, redelivered = advance(staged, stage, state)
+        assert not redelivered
+    assert state is not None
+    assert [event_id for event_id, _ in state["recent"]] == ["e-7", "e-8", "e-9"]

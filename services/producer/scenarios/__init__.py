@@ -1,11 +1,25 @@
-"""Built-in scenarios: deterministic event generators with natural labels."""
+"""Built-in scenarios: deterministic event generators with natural labels and drift timelines."""
 
 from collections.abc import Callable
 
-from services.producer.scenarios.base import LabelledEvent, Scenario
+from services.producer.scenarios.base import KnowsGroundTruth, LabelledEvent, Scenario
 from services.producer.scenarios.clicks import ClicksScenario
+from services.producer.scenarios.labels import LabelDelay, NaturalLabels
+from services.producer.scenarios.timeline import Timeline, TimelineError, load_timeline
 
 SCENARIOS: dict[str, Callable[..., Scenario]] = {"clicks": ClicksScenario}
-"""Scenario factories by name; each takes ``seed`` and ``explicit_negatives``."""
+"""Scenario factories by name; each takes ``seed``, ``explicit_negatives``, ``timeline``
+(a :class:`Timeline` or ``None``) and ``labels`` (:class:`NaturalLabels`) as keywords."""
 
-__all__ = ["SCENARIOS", "ClicksScenario", "LabelledEvent", "Scenario"]
+__all__ = [
+    "SCENARIOS",
+    "ClicksScenario",
+    "KnowsGroundTruth",
+    "LabelDelay",
+    "LabelledEvent",
+    "NaturalLabels",
+    "Scenario",
+    "Timeline",
+    "TimelineError",
+    "load_timeline",
+]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from schemas.events import Event, LabelValue
+from schemas.truth import GroundTruth
 
 
 @dataclass(frozen=True)
@@ -27,4 +28,13 @@ class Scenario(Protocol):
 
     def events(self, start: datetime, interval_seconds: float) -> Iterator[LabelledEvent]:
         """Events at ``start``, ``start + interval``, ... forever."""
+        ...
+
+
+@runtime_checkable
+class KnowsGroundTruth(Protocol):
+    """A scenario that can tell where its stream drifts (built-in generators can)."""
+
+    def ground_truth(self, start: datetime, interval_seconds: float) -> GroundTruth:
+        """The drift points of ``events(start, interval_seconds)``."""
         ...
