@@ -50,7 +50,9 @@ def connect(service: str, settings: Settings, inputs: list[TopicName]) -> Plumbi
     consumer = make_consumer(
         settings.kafka, settings.group(service), **{
             "statistics.interval.ms": 5000,
-            "stats_cb": lambda stats: loop_metrics.record_statistics(stats, dict(names)),
+            "stats_cb": lambda stats: loop_metrics.record_statistics(
+                stats, dict(names), settings.group(service)
+            ),
         },
     )
     dead_letters = DeadLetterPublisher(producer, settings.topic("dead-letters"), service)

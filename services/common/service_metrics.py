@@ -44,15 +44,24 @@ class LoopMetrics:
         ).labels(service=service)
         self._service = service
 
-    def record_statistics(self, statistics_json: str, topic_base_names: dict[str, str]) -> None:
-        """Update consumer lag from a librdkafka statistics document (``stats_cb``)."""
+    def record_statistics(
+        self, statistics_json: str, topic_base_names: dict[str, str], group: str
+    ) -> None:
+        """Update consumer lag of ``group`` from a librdkafka statistics document (``stats_cb``).
+
+        Lag is measured from the offset stored after processing (``consumer_lag_stored``), which
+        is current, rather than from the last commit; librdkafka's ``consumer_lag`` is the
+        fallback. Unknown lags (-1) are left out.
+        """
         document: dict[str, Any] = orjson.loads(statistics_json)
-        group = str(document.get("cgrp", {}).get("group_id", document.get("name", "")))
         for topic, topic_stats in document.get("topics", {}).items():
             lag = 0
             for partition, stats in topic_stats.get("partitions", {}).items():
-                if partition == "-1" or stats.get("consumer_lag", -1) < 0:
+                value = stats.get("consumer_lag_stored", -1)
+                if value is None or value < 0:
+                    value = stats.get("consumer_lag", -1)
+                if partition == "-1" or value is None or value < 0:
                     continue
-                lag += int(stats["consumer_lag"])
+                lag += int(value)
             base = topic_base_names.get(topic, topic)
             self.consumer_lag(service=self._service, group=group, topic=base).set(lag)

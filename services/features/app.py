@@ -28,6 +28,7 @@ from services.common.kafka import create_missing_topics, wait_for_broker
 from services.common.metrics_server import Health, MetricsServer
 from services.common.runtime import announce_ready, configure_logging
 from services.features.broker import faust_broker_options
+from services.features.lag import sample as lag_sample
 from services.features.metrics import FeaturesMetrics
 from services.features.pipeline import (
     Stage,
@@ -110,6 +111,17 @@ def build_app(
                 await dead_letter(event, _unexpected(error))
 
     app.agent(events, name=f"{settings.group(SERVICE)}.validate")(validate)
+
+    sources = {settings.topic("events"): "events"}
+    sources.update({_stage_topic(settings, stage): f"by-{stage.entity}" for stage in stages})
+
+    async def sample_lag() -> None:
+        for topic, lag in lag_sample(app.consumer, sources.get).items():
+            metrics.consumer_lag.labels(
+                service=SERVICE, group=settings.group(SERVICE), topic=topic
+            ).set(lag)
+
+    app.timer(interval=5.0, name=f"{settings.group(SERVICE)}.lag")(sample_lag)
     return app
 
 

@@ -34,6 +34,11 @@ class FeaturesMetrics:
             "Events seen again by a stage (crash replay or duplicate) and not counted twice.",
             ["entity"], registry=registry,
         )
+        self.consumer_lag = Gauge(
+            "streamml_consumer_lag_messages",
+            "Messages behind the end of the log, summed over this member's partitions.",
+            ["service", "group", "topic"], registry=registry,
+        )
         self.up = Gauge(
             "streamml_service_up", "1 while the service's loop runs.", ["service"],
             registry=registry,

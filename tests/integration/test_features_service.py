@@ -83,7 +83,7 @@ def vectors(kafka: KafkaSettings, prefix: str) -> dict[str, list[dict[str, Any]]
 
 
 def processed(port: int | None) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
         for family in text_string_to_metric_families(reply.read().decode()):
             for sample in family.samples:
                 if sample.name == "streamml_features_events_processed_total":

@@ -7,6 +7,8 @@ from prometheus_client import CollectorRegistry
 
 from services.common.service_metrics import LoopMetrics
 
+GROUP = "acme.streamml-model"
+
 
 def statistics(lags: dict[str, dict[str, int]], group: str = "acme.streamml-model") -> str:
     return orjson.dumps({
@@ -38,7 +40,9 @@ def test_lag_is_summed_over_assigned_partitions_by_base_topic_name() -> None:
         "acme.features": {"0": 5, "1": 7, "-1": 1000, "2": -1},
         "acme.labels": {"0": 0, "3": 2},
     })
-    metrics.record_statistics(document, {"acme.features": "features", "acme.labels": "labels"})
+    metrics.record_statistics(
+        document, {"acme.features": "features", "acme.labels": "labels"}, GROUP
+    )
     assert lag(registry, "features") == 12
     assert lag(registry, "labels") == 2
 
@@ -47,18 +51,31 @@ def test_lag_follows_the_latest_statistics() -> None:
     registry = CollectorRegistry()
     metrics = LoopMetrics(registry, "model")
     names = {"acme.features": "features"}
-    metrics.record_statistics(statistics({"acme.features": {"0": 50}}), names)
-    metrics.record_statistics(statistics({"acme.features": {"0": 3}}), names)
+    metrics.record_statistics(statistics({"acme.features": {"0": 50}}), names, GROUP)
+    metrics.record_statistics(statistics({"acme.features": {"0": 3}}), names, GROUP)
     assert lag(registry, "features") == 3
 
 
 def test_unmapped_topic_keeps_its_full_name() -> None:
     registry = CollectorRegistry()
-    LoopMetrics(registry, "model").record_statistics(statistics({"raw": {"0": 4}}), {})
+    LoopMetrics(registry, "model").record_statistics(statistics({"raw": {"0": 4}}), {}, GROUP)
     assert lag(registry, "raw") == 4
 
 
 def test_statistics_without_topics_change_nothing() -> None:
     registry = CollectorRegistry()
-    LoopMetrics(registry, "model").record_statistics('{"name": "rdkafka#producer-1"}', {})
+    LoopMetrics(registry, "model").record_statistics(
+        '{"name": "rdkafka#producer-1"}', {}, GROUP
+    )
     assert lag(registry, "features") is None
+
+
+def test_lag_from_stored_offsets_is_preferred_over_committed() -> None:
+    registry = CollectorRegistry()
+    document = orjson.dumps({"topics": {"acme.features": {"partitions": {
+        "0": {"consumer_lag": 180, "consumer_lag_stored": 4},
+        "1": {"consumer_lag": 9, "consumer_lag_stored": -1},
+    }}}}).decode()
+    LoopMetrics(registry, "model").record_statistics(document, {"acme.features": "features"},
+                                                     GROUP)
+    assert lag(registry, "features") == 13
