@@ -21,11 +21,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from schemas.codec import decode
 from schemas.events import Event
 from schemas.features import FeatureVector
+from services.cli.process import ServiceProcess
 from services.common.kafka import ensure_topics
 from services.common.settings import KafkaSettings, Settings
 from services.producer.client import EventClient
 from tests.integration.conftest import read_topic
-from tests.integration.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,7 @@ def test_a_gradual_weight_rises_from_old_to_new_over_its_width(mixing: str) -> N
                  mixing=mixing, concept={"price": 0.0})
     weights = [ramp.weight(offset) for offset in range(0, 1000)]
     assert weights[0] == 0.0
-    assert all(later >= earlier for earlier, later in zip(weights, weights[1:], strict=False))
+    assert all(later >= earlier for earlier, later in itertools.pairwise(weights))
     assert weights[200] == pytest.approx(0.5)
     assert all(weight == 1.0 for weight in weights[400:])
     if mixing == "linear":

@@ -1,4 +1,4 @@
-"""Run a service as a real process for a test, and wait for its readiness line."""
+"""Run one service as a child process and wait for its readiness line (tests, benchmarks)."""
 
 from __future__ import annotations
 
@@ -27,11 +27,12 @@ class ServiceProcess:
     def start(self, timeout: float = 90.0) -> ServiceProcess:
         """Start the process and wait until it prints its ``{"ready": ...}`` line."""
         self._ready.clear()
-        self._process = subprocess.Popen(
+        self._process = subprocess.Popen(  # noqa: S603 - our own module, fixed argv
             [sys.executable, "-m", self.module], env=self.env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
-        assert self._process.stdout is not None
+        if self._process.stdout is None:
+            raise RuntimeError("child process has no stdout pipe")
         threading.Thread(target=self._pump, args=(self._process.stdout,), daemon=True).start()
         if not self._ready.wait(timeout):
             self.kill()
@@ -43,8 +44,9 @@ class ServiceProcess:
             for line in stream:
                 log.write(line)
                 log.flush()
-                if line.startswith(b'{"ready"'):
-                    self.metrics_port = int(orjson.loads(line)["metrics_port"])
+                start = line.find(b'{"ready"')  # terminal escapes may precede it
+                if start >= 0:
+                    self.metrics_port = int(orjson.loads(line[start:])["metrics_port"])
                     self._ready.set()
 
     def kill(self) -> None:
