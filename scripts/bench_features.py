@@ -17,6 +17,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -95,7 +96,6 @@ def latency(kafka: KafkaSettings, rate: float, seconds: float, logs: Path) -> di
         client = EventClient.connect(Settings(kafka=kafka, topic_prefix=prefix), "user")
         scenario = ClicksScenario(seed=4).events(datetime.now(UTC), 1.0 / rate)
         began = time.monotonic()
-        import threading
 
         result: list[list[tuple[float, FeatureVector]]] = []
         reader = threading.Thread(target=lambda: result.append(
@@ -135,17 +135,17 @@ def main() -> int:
     args = parser.parse_args()
     kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
     logs = Path(tempfile.mkdtemp(prefix="bench-features-"))
+    spec = "clicks (2 entity stages: user, item)"
+    t = throughput(kafka, args.events, logs)
+    lat = latency(kafka, args.rate, args.seconds, logs)
     figures = {
         "when": datetime.now(UTC).isoformat(),
         "machine": f"{platform.machine()} python {sys.version.split()[0]}",
-        "spec": "clicks (2 entity stages: user, item)",
-        "throughput": throughput(kafka, args.events, logs),
-        "latency": latency(kafka, args.rate, args.seconds, logs),
+        "spec": spec, "throughput": t, "latency": lat,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
-    t, lat = figures["throughput"], figures["latency"]
-    print(f"| features service ({figures['spec']}) | value |")
+    print(f"| features service ({spec}) | value |")
     print("|---|---|")
     print(f"| drain {t['events']:.0f} events | {t['events_per_second']:.0f} events/s |")
     print(f"| processing latency at {lat['rate']:.0f} ev/s, p50 / p99 | "
