@@ -8,6 +8,7 @@ with :func:`load_spec`, which accepts a built-in name (``clicks``) or a path, an
 
 from __future__ import annotations
 
+import importlib
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -122,12 +123,34 @@ class LabelSpec(_Closed):
 
 
 class ModelSpec(_Closed):
-    """A River estimator by dotted name under ``river`` (``linear_model.LogisticRegression``)."""
+    """An estimator: a dotted name under ``river`` (``linear_model.LogisticRegression``) or a
+    user factory ``package.module:function``, called with ``params``. The name must resolve when
+    the spec is loaded, so a typo fails at start, not in the model service's log."""
 
     name: Identifier
     estimator: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_]*)?$")
     params: dict[str, bool | int | float | str] = Field(default_factory=dict)
     scale: bool = False
+
+    def locate(self) -> tuple[str, str]:
+        """The module to import and the attribute in it that builds the estimator."""
+        if ":" in self.estimator:
+            module_name, _, attribute = self.estimator.partition(":")
+            return module_name, attribute
+        module_path, _, attribute = self.estimator.rpartition(".")
+        return (f"river.{module_path}" if module_path else "river"), attribute
+
+    @model_validator(mode="after")
+    def _estimator_exists(self) -> ModelSpec:
+        module_name, attribute = self.locate()
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise ValueError(f"unknown estimator {self.estimator!r}: {error}") from error
+        if not callable(getattr(module, attribute, None)):
+            raise ValueError(f"unknown estimator {self.estimator!r}: {module_name} has no "
+                             f"{attribute!r}")
+        return self
 
 
 class ModelsSpec(_Closed):

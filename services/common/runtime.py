@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 import orjson
@@ -56,3 +57,18 @@ def announce_ready(service: str, metrics_port: int) -> None:
     line = orjson.dumps({"ready": service, "metrics_port": metrics_port})
     sys.stdout.write(line.decode() + "\n")
     sys.stdout.flush()
+
+
+def run_service(service: str, main: Callable[[], int]) -> int:
+    """Run a service's ``main``; a bad setting, spec or unreachable broker is one clear line on
+    stderr and exit code 2, not a traceback."""
+    from pydantic import ValidationError
+
+    from schemas.spec import SpecError
+    from services.common.kafka import BrokerUnavailable
+
+    try:
+        return main()
+    except (ValidationError, SpecError, BrokerUnavailable) as error:
+        sys.stderr.write(f"{service}: cannot start: {error}\n")
+        return 2

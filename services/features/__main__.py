@@ -2,6 +2,7 @@
 
 import sys
 
+from services.common.runtime import run_service
 from services.features.app import main
 
-sys.exit(main())
+sys.exit(run_service("features", main))

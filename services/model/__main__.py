@@ -2,6 +2,7 @@
 
 import sys
 
+from services.common.runtime import run_service
 from services.model.service import main
 
-sys.exit(main())
+sys.exit(run_service("model", main))

@@ -20,11 +20,7 @@ def build_estimator(spec: ModelSpec) -> Any:
     built with ``params``, or ``package.module:function``, a user factory called with ``params``.
     ``scale = true`` puts a ``preprocessing.StandardScaler`` in front.
     """
-    if ":" in spec.estimator:
-        module_name, _, attribute = spec.estimator.partition(":")
-    else:
-        module_path, _, attribute = spec.estimator.rpartition(".")
-        module_name = f"river.{module_path}" if module_path else "river"
+    module_name, attribute = spec.locate()
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 from river import compose, linear_model, preprocessing, tree
 
 from schemas.spec import ModelSpec
@@ -50,9 +51,9 @@ def test_module_function_factory_is_called_with_params() -> None:
     ["linear_model.NoSuchModel", "no_such_module.Model", "tests.unit.fakes:no_such_factory",
      "no_such_package.module:factory"],
 )
-def test_unknown_estimator_is_an_estimator_error(estimator: str) -> None:
-    with pytest.raises(EstimatorError, match="model 'm': cannot find"):
-        build_estimator(ModelSpec(name="m", estimator=estimator))
+def test_an_unknown_estimator_is_rejected_with_the_spec(estimator: str) -> None:
+    with pytest.raises(ValidationError, match="unknown estimator"):
+        ModelSpec(name="m", estimator=estimator)
 
 
 def test_bad_params_are_an_estimator_error() -> None:

@@ -174,7 +174,9 @@ def test_negative_timeout_for_regression_is_rejected(tmp_path: Path) -> None:
 
 
 def test_duplicate_model_names_are_rejected(tmp_path: Path) -> None:
-    text = VALID + '\n[[models.challengers]]\nname = "logreg"\nestimator = "tree.X"\n'
+    text = VALID + (
+        '\n[[models.challengers]]\nname = "logreg"\nestimator = "tree.HoeffdingTreeClassifier"\n'
+    )
     assert "model names must be unique" in load_error(tmp_path, text)
 
 
@@ -193,3 +195,10 @@ def test_every_problem_is_listed(tmp_path: Path) -> None:
     message = load_error(tmp_path, text)
     assert re.search(r"fields\.device\.type", message)
     assert re.search(r"label\.feedback_window_seconds", message)
+
+
+def test_an_unknown_model_names_the_estimator_and_the_models_line(tmp_path: Path) -> None:
+    text = VALID.replace("linear_model.LogisticRegression", "linear_model.LogisticRegresion")
+    message = load_error(tmp_path, text)
+    assert "unknown estimator 'linear_model.LogisticRegresion'" in message
+    assert f"line {line_number(text, '[models.champion]')}," in message
