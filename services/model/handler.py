@@ -1,16 +1,26 @@
 """The model service's processing of one message: predict on features, learn on labels.
 
-Predict, then learn: a feature vector is predicted on by every model before its label can be
-learned; a label that arrives first waits (bounded) for its features. The label is learned on
-the exact input the models predicted with. Feedback windows close on *stream time*: the newest
-event or label time seen, advanced by wall-clock time while the stream is quiet, so replays of old
-data and live streams close them alike. A label waiting for its features is declared an unknown
-event only once the *features* stream has moved past the label's time by a whole window, so a
-slow or restarting features service delays labels instead of losing them.
+Predict, then learn, in stream-time order. Every feature vector is predicted on by every model
+the moment it arrives. A label is learned on the exact input the models predicted with, once the
+*features* stream has passed the label's time: before the first vector whose ``event_time`` is
+later than the label's ``label_time`` is predicted. Feedback windows close the same way, at their
+deadline (``event_time + window``). So the order of learning is fixed by timestamps, not by how
+the ``features`` and ``labels`` topics happen to interleave on arrival: a replay with label delay
+*d* learns exactly as River's ``progressive_val_score(delay=d)`` does, and a restored checkpoint
+replays to the same models.
+
+When no feature vector has arrived for ``label_hold_seconds`` (or the consumer is idle), stream
+time is the newest time seen advanced by wall-clock time, so a quiet stream still learns its last
+labels and closes its last windows.
+
+A label whose features have not arrived waits (bounded); it is an unknown event once the features
+stream has moved a whole window past the label's time.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,7 +66,11 @@ class _EarlyLabel:
 
 
 class ModelHandler:
-    """Implements :class:`services.common.consumer_loop.Handler` for the model service."""
+    """Implements :class:`services.common.consumer_loop.Handler` for the model service.
+
+    Everything it remembers (models, pending store, waiting labels, clocks) is plain data, so a
+    checkpoint pickles the handler's :meth:`state` and :meth:`restore` puts it back.
+    """
 
     def __init__(
         self,
@@ -69,7 +83,7 @@ class ModelHandler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._learner = learner
+        self.learner = learner
         self._producer = producer
         self._topics = topics
         self._dead_letters = dead_letters
@@ -77,20 +91,21 @@ class ModelHandler:
         self._clock = clock
         self._monotonic = monotonic
         self._window = learner.label.feedback_window_seconds
+        self._hold = options.label_hold_seconds
         self.pending = PendingStore(options.pending_capacity)
         self._early = BoundedMap[_EarlyLabel](options.early_label_capacity)
         self._predicted = BoundedMap[bool](options.remembered_ids)
         self._resolved = BoundedMap[bool](options.remembered_ids)  # event_id -> timed out?
+        self._ready: list[tuple[float, int, str]] = []  # (label time, arrival, event id)
+        self._arrivals = itertools.count()
         self._newest_time = 0.0
         self._newest_seen_at = monotonic()
         self._newest_feature_time = 0.0
+        self._last_features_at = monotonic()
         self._stream_now = 0.0
+        self.labels_learned = 0
 
-    def stream_now(self) -> float:
-        """Stream time in epoch seconds; never goes backwards."""
-        now = self._newest_time + (self._monotonic() - self._newest_seen_at)
-        self._stream_now = max(self._stream_now, now)
-        return self._stream_now
+    # -- the Handler protocol -------------------------------------------------------------
 
     def handle(self, message: Message) -> None:
         """Dispatch one consumed message by topic."""
@@ -99,33 +114,86 @@ class ModelHandler:
             self._on_features(message)
         elif topic == self._topics.labels:
             self._on_label(message)
-        self._expire()
+            if self._monotonic() - self._last_features_at >= self._hold:
+                self._advance(self.stream_now())
+        self._metrics.pending.set(len(self.pending))
 
     def on_idle(self) -> None:
-        """Close feedback windows that ended while the stream was quiet."""
-        self._expire()
+        """Learn waiting labels and close windows by wall-clock time while the stream is quiet."""
+        self._advance(self.stream_now())
+        self._metrics.pending.set(len(self.pending))
 
-    def _observe_time(self, moment: datetime) -> None:
-        stamp = moment.timestamp()
+    # -- state for checkpoints -------------------------------------------------------------
+
+    def state(self) -> dict[str, object]:
+        """Everything needed to continue exactly where this handler is (picklable)."""
+        return {
+            "models": self.learner.models, "pending": self.pending, "early": self._early,
+            "predicted": self._predicted, "resolved": self._resolved, "ready": self._ready,
+            "arrivals": next(self._arrivals), "newest_time": self._newest_time,
+            "newest_feature_time": self._newest_feature_time, "stream_now": self._stream_now,
+            "labels_learned": self.labels_learned,
+        }
+
+    def restore(self, state: dict[str, object]) -> None:
+        """Continue from a :meth:`state` taken earlier (possibly by another process)."""
+        self.learner.models = state["models"]  # type: ignore[assignment]
+        self.pending = state["pending"]  # type: ignore[assignment]
+        self._early = state["early"]  # type: ignore[assignment]
+        self._predicted = state["predicted"]  # type: ignore[assignment]
+        self._resolved = state["resolved"]  # type: ignore[assignment]
+        self._ready = state["ready"]  # type: ignore[assignment]
+        self._arrivals = itertools.count(int(state["arrivals"]))  # type: ignore[call-overload]
+        self._newest_time = float(state["newest_time"])  # type: ignore[arg-type]
+        self._newest_feature_time = float(state["newest_feature_time"])  # type: ignore[arg-type]
+        self._stream_now = float(state["stream_now"])  # type: ignore[arg-type]
+        self.labels_learned = int(state["labels_learned"])  # type: ignore[call-overload]
+        self._newest_seen_at = self._last_features_at = self._monotonic()
+
+    # -- time -------------------------------------------------------------------------------
+
+    def stream_now(self) -> float:
+        """Newest time seen, advanced by wall-clock time since; never goes backwards."""
+        now = self._newest_time + (self._monotonic() - self._newest_seen_at)
+        self._stream_now = max(self._stream_now, now)
+        return self._stream_now
+
+    def _observe_time(self, stamp: float) -> None:
         if stamp > self._newest_time:
             self._newest_time = stamp
             self._newest_seen_at = self._monotonic()
 
+    # -- features: predict ------------------------------------------------------------------
+
     def _on_features(self, message: Message) -> None:
         received = self._clock()
         vector = _decode(FeatureVector, message.value())
-        self._observe_time(vector.event_time)
-        self._newest_feature_time = max(self._newest_feature_time, vector.event_time.timestamp())
+        event_time = vector.event_time.timestamp()
+        self._observe_time(event_time)
+        self._last_features_at = self._monotonic()
+        self._newest_feature_time = max(self._newest_feature_time, event_time)
+        self._advance(event_time)
         if vector.event_id in self._predicted:
             self._metrics.duplicate_features.inc()
             return
+        self._predict(vector, received)
+        early = self._early.pop(vector.event_id)
+        if early is not None and not self._accept_label(early.label):
+            self._metrics.label_events(kind="late").inc()
+            self._dead_letters.publish(
+                early.raw, early.key, self._topics.labels, early.partition, early.offset,
+                DeadLetter("late_label", self._late_reason(early.label)),
+            )
+        self._expire_early_labels()
+
+    def _predict(self, vector: FeatureVector, received: datetime) -> None:
         x = vectorize(vector.features)
         entry = PendingEntry(
             vector.event_id, x, vector.event_time,
             deadline=vector.event_time.timestamp() + self._window,
         )
         predicted_at = self._clock()
-        for answer in self._learner.predict(x):
+        for answer in self.learner.predict(x):
             entry.predictions[answer.model] = (answer.version, answer.prediction, answer.score)
             if answer.role != "champion":
                 continue
@@ -148,29 +216,26 @@ class ModelHandler:
             # Given up on: its label, if it ever comes, is late rather than unknown.
             self._metrics.pending_evicted.inc()
             self._resolved.put(evicted.event_id, True)
-        early = self._early.pop(vector.event_id)
-        if early is not None:
-            self._resolve(vector.event_id, early.label)
-        self._metrics.pending.set(len(self.pending))
+
+    # -- labels: queue, then learn in time order --------------------------------------------
 
     def _on_label(self, message: Message) -> None:
         label = _decode(Label, message.value())
-        self._observe_time(label.label_time)
-        # Windows that closed by this label's time close first: a label stamped after its own
-        # window is late, whether or not another message moved stream time in between.
-        self._expire()
-        if label.event_id in self.pending:
-            self._resolve(label.event_id, label)
+        self._observe_time(label.label_time.timestamp())
+        entry = self.pending.get(label.event_id)
+        if entry is not None:
+            if entry.label is not None:
+                self._metrics.label_events(kind="duplicate").inc()
+            elif not self._accept_label(label):
+                self._metrics.label_events(kind="late").inc()
+                raise DeadLetter("late_label", self._late_reason(label))
             return
         timed_out = self._resolved.pop(label.event_id)
         if timed_out is not None:
             self._resolved.put(label.event_id, timed_out)
             if timed_out:
                 self._metrics.label_events(kind="late").inc()
-                raise DeadLetter(
-                    "late_label",
-                    f"label for {label.event_id} arrived after its {self._window:g}s window",
-                )
+                raise DeadLetter("late_label", self._late_reason(label))
             self._metrics.label_events(kind="duplicate").inc()
             return
         forgotten = self._early.put(label.event_id, _EarlyLabel(
@@ -180,24 +245,60 @@ class ModelHandler:
         if forgotten is not None:
             self._dead_letter_early(forgotten[1], "the store of labels awaiting features is full")
 
-    def _resolve(self, event_id: str, label: Label) -> None:
-        entry = self.pending.take(event_id)
-        if entry is None:
-            return
-        delay = max(0.0, (label.label_time - entry.event_time).total_seconds())
-        self._learn(entry, self._learner.normalise_label(label.label), False, delay)
+    def _accept_label(self, label: Label) -> bool:
+        """Queue the label of a pending event; False if it is stamped after its window closed
+        (the window's timeout policy then decides, as if the label had never come)."""
+        entry = self.pending.get(label.event_id)
+        if entry is None or label.label_time.timestamp() > entry.deadline:
+            return False
+        entry.label = label
+        heapq.heappush(
+            self._ready, (label.label_time.timestamp(), next(self._arrivals), label.event_id)
+        )
+        return True
+
+    def _late_reason(self, label: Label) -> str:
+        return f"label for {label.event_id} arrived after its {self._window:g}s window"
+
+    def _advance(self, now: float) -> None:
+        """Learn queued labels and close windows whose time is before ``now``, oldest first."""
+        while True:
+            label_time = self._ready[0][0] if self._ready else None
+            deadline = self.pending.next_deadline()
+            if label_time is not None and label_time < now and (
+                deadline is None or label_time <= deadline
+            ):
+                _, _, event_id = heapq.heappop(self._ready)
+                entry = self.pending.take(event_id)
+                if entry is not None and entry.label is not None:
+                    delay = max(0.0, (entry.label.label_time - entry.event_time).total_seconds())
+                    self._learn(entry, self.learner.normalise_label(entry.label.label), False,
+                                delay)
+            elif deadline is not None and deadline < now:
+                for entry in self.pending.expire(deadline):
+                    self._time_out(entry)
+            else:
+                return
+
+    def _time_out(self, entry: PendingEntry) -> None:
+        if self.learner.label.on_timeout == "negative":
+            self._learn(entry, self.learner.timeout_label(), True, self._window)
+        else:
+            self._metrics.label_events(kind="timeout_dropped").inc()
+            self._resolved.put(entry.event_id, True)
 
     def _learn(
         self, entry: PendingEntry, y: bool | int | float | str, timed_out: bool, delay: float
     ) -> None:
         learned_at = self._clock()
+        champion = self.learner.models[0].name
         for model, (version, prediction, score) in entry.predictions.items():
             outcome = Outcome(
                 event_id=entry.event_id, model=model, model_version=version,
-                role="champion" if model == self._learner.models[0].name else "challenger",
+                role="champion" if model == champion else "challenger",
                 prediction=prediction,
                 score=score, label=y,
-                correct=None if self._learner.label.type == "regression" else prediction == y,
+                correct=None if self.learner.label.type == "regression" else prediction == y,
                 timed_out=timed_out, label_delay_seconds=delay, event_time=entry.event_time,
                 learned_at=learned_at,
             )
@@ -205,25 +306,19 @@ class ModelHandler:
                 self._topics.outcomes, value=encode(outcome), key=entry.event_id.encode()
             )
             self._metrics.learned(model=model, timed_out=str(timed_out).lower()).inc()
-        self._learner.learn(entry.x, y)
+        self.learner.learn(entry.x, y)
+        self.labels_learned += 1
         self._resolved.put(entry.event_id, timed_out)
 
-    def _expire(self) -> None:
-        now = self.stream_now()
-        for entry in self.pending.expire(now):
-            if self._learner.label.on_timeout == "negative":
-                self._learn(entry, self._learner.timeout_label(), True, self._window)
-            else:
-                self._metrics.label_events(kind="timeout_dropped").inc()
-                self._resolved.put(entry.event_id, True)
+    # -- labels whose features never come --------------------------------------------------
+
+    def _expire_early_labels(self) -> None:
         while (oldest := self._early.oldest()) is not None:
             event_id, early = oldest
             if early.label_time + self._window > self._newest_feature_time:
                 break  # labels wait in arrival order; the oldest decides
             self._early.pop(event_id)
             self._dead_letter_early(early, f"no features within {self._window:g}s of its label")
-        self._metrics.pending.set(len(self.pending))
-
 
     def _dead_letter_early(self, early: _EarlyLabel, why: str) -> None:
         self._metrics.label_events(kind="unknown_event").inc()
@@ -232,9 +327,9 @@ class ModelHandler:
             DeadLetter("unknown_event", f"label for {early.label.event_id}: {why}"),
         )
 
+
 def _decode(model: type[ContractT], raw: bytes | None) -> ContractT:
     try:
         return decode(model, raw)
     except ContractError as error:
         raise DeadLetter.from_contract_error(error) from error
-

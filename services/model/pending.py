@@ -29,6 +29,8 @@ class PendingEntry:
     deadline: float
     predictions: dict[str, tuple[int, object, float | None]] = field(default_factory=dict)
     """model name -> (model version, prediction, score)."""
+    label: Label | None = None
+    """The label, once it arrived; it is learned when stream time passes its ``label_time``."""
 
 
 class PendingStore:
@@ -70,6 +72,20 @@ class PendingStore:
         if len(self._deadlines) > 2 * len(self._entries) + 1024:
             self._deadlines = [(e.deadline, e.event_id) for e in self._entries.values()]
             heapq.heapify(self._deadlines)
+
+    def get(self, event_id: str) -> PendingEntry | None:
+        """The entry of ``event_id`` without removing it."""
+        return self._entries.get(event_id)
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline still pending, or None."""
+        while self._deadlines:
+            deadline, event_id = self._deadlines[0]
+            entry = self._entries.get(event_id)
+            if entry is not None and entry.deadline == deadline:
+                return deadline
+            heapq.heappop(self._deadlines)
+        return None
 
     def entries(self) -> list[PendingEntry]:
         """A copy of the pending entries in arrival order."""
