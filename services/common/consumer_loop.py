@@ -1,8 +1,9 @@
 """The consume -> process -> produce -> commit loop shared by the confluent-kafka services.
 
-Contract: a message's offset is stored only after its handler returned (or after it was
-dead-lettered), and stored offsets are committed only after the producer flushed everything the
-handlers produced. A crash therefore replays messages (at least once), never skips them.
+Contract: a message counts as processed only after its handler returned (or after it was
+dead-lettered); a :class:`Committer` then makes processed work durable. With the default
+:class:`OffsetCommitter`, stored offsets are committed only after the producer flushed everything
+the handlers produced, so a crash replays messages (at least once) and never skips one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,53 @@ class Handler(Protocol):
         """Called when a poll returns nothing: a chance to act on time (timeouts, flushes)."""
 
 
+class Committer(Protocol):
+    """How a loop makes finished work durable. :class:`OffsetCommitter` is at-least-once; the
+    model service commits outputs, state and offsets in one transaction instead."""
+
+    def processed(self, message: Message) -> None:
+        """The work for ``message`` is done (its outputs are produced)."""
+
+    def due(self) -> bool:
+        """Whether it is time to :meth:`commit`."""
+
+    def commit(self) -> None:
+        """Make everything processed so far durable."""
+
+
+class OffsetCommitter:
+    """At-least-once: store each finished message's offset; on commit, flush the producer, then
+    commit the stored offsets, every ``interval`` seconds."""
+
+    def __init__(self, consumer: Consumer, producer: Producer, interval: float = 1.0) -> None:
+        self._consumer = consumer
+        self._producer = producer
+        self._interval = interval
+        self._uncommitted = 0
+        self._last_commit = time.monotonic()
+
+    def processed(self, message: Message) -> None:
+        self._consumer.store_offsets(message=message)
+        self._uncommitted += 1
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last_commit >= self._interval
+
+    def commit(self) -> None:
+        self._last_commit = time.monotonic()
+        if self._uncommitted == 0:
+            return
+        remaining = self._producer.flush(30)
+        if remaining:
+            raise RuntimeError(f"{remaining} produced messages not acknowledged; not committing")
+        try:
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError._NO_OFFSET:
+                raise
+        self._uncommitted = 0
+
+
 class ConsumerLoop:
     """Runs a :class:`Handler` over a subscribed consumer until stopped or ``max_messages``."""
 
@@ -42,7 +90,7 @@ class ConsumerLoop:
         stop: StopSignal,
         metrics: LoopMetrics,
         base_name_of: Callable[[str], str],
-        commit_interval: float = 1.0,
+        committer: Committer | None = None,
         poll_timeout: float = 0.1,
     ) -> None:
         self._consumer = consumer
@@ -52,21 +100,19 @@ class ConsumerLoop:
         self._stop = stop
         self._metrics = metrics
         self._base_name_of = base_name_of
-        self._commit_interval = commit_interval
+        self._committer = committer or OffsetCommitter(consumer, producer)
         self._poll_timeout = poll_timeout
-        self._uncommitted = 0
-        self._last_commit = time.monotonic()
 
     def subscribe(self, topics: list[str]) -> None:
         """Subscribe, committing finished work before partitions are taken away."""
 
         def on_revoke(consumer: Consumer, partitions: object) -> None:
-            self.commit()
+            self._committer.commit()
 
         self._consumer.subscribe(topics, on_revoke=on_revoke)
 
     def run(self, max_messages: int | None = None) -> int:
-        """Process until a stop signal (or ``max_messages``); flush, commit, close. Return count."""
+        """Process until a stop signal (or ``max_messages``); commit, close. Return the count."""
         processed = 0
         self._metrics.up.set(1)
         try:
@@ -80,28 +126,13 @@ class ConsumerLoop:
                 else:
                     self._process(message)
                     processed += 1
-                if time.monotonic() - self._last_commit >= self._commit_interval:
-                    self.commit()
+                if self._committer.due():
+                    self._committer.commit()
+            self._committer.commit()
         finally:
             self._metrics.up.set(0)
-            self.commit()
             self._consumer.close()
         return processed
-
-    def commit(self) -> None:
-        """Flush produced messages, then commit the stored offsets (no-op if nothing new)."""
-        self._last_commit = time.monotonic()
-        if self._uncommitted == 0:
-            return
-        remaining = self._producer.flush(30)
-        if remaining:
-            raise RuntimeError(f"{remaining} produced messages not acknowledged; not committing")
-        try:
-            self._consumer.commit(asynchronous=False)
-        except KafkaException as error:
-            if error.args[0].code() != KafkaError._NO_OFFSET:
-                raise
-        self._uncommitted = 0
 
     def _process(self, message: Message) -> None:
         topic = message.topic() or ""
@@ -116,8 +147,7 @@ class ConsumerLoop:
             )
             self._metrics.dead_letters(service=self._metrics_service, reason=dead.reason_code).inc()
         self._metrics.processing_seconds.observe(time.perf_counter() - started)
-        self._consumer.store_offsets(message=message)
-        self._uncommitted += 1
+        self._committer.processed(message)
 
     @property
     def _metrics_service(self) -> str:

@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
 from schemas.topics import TopicName
-from services.common.consumer_loop import ConsumerLoop, Handler
+from services.common.consumer_loop import Committer, ConsumerLoop, Handler
 from services.common.dead_letters import DeadLetterPublisher
 from services.common.kafka import make_consumer, make_producer, wait_for_broker
 from services.common.metrics_server import Health, MetricsServer
@@ -40,13 +40,22 @@ class Plumbing:
     """full topic name -> base name."""
 
 
-def connect(service: str, settings: Settings, inputs: list[TopicName]) -> Plumbing:
-    """Wait for the cluster, then build the producer, consumer and dead-letter publisher."""
+def connect(
+    service: str, settings: Settings, inputs: list[TopicName],
+    transactional_id: str | None = None,
+) -> Plumbing:
+    """Wait for the cluster, then build the producer, consumer and dead-letter publisher.
+
+    With ``transactional_id`` the producer is transactional (the caller initialises and runs the
+    transactions).
+    """
     wait_for_broker(settings.kafka)
     registry = CollectorRegistry()
     loop_metrics = LoopMetrics(registry, service)
     names = {settings.topic(name): name for name in inputs}
-    producer = make_producer(settings.kafka)
+    producer = make_producer(settings.kafka, **(
+        {"transactional.id": transactional_id} if transactional_id else {}
+    ))
     consumer = make_consumer(
         settings.kafka, settings.group(service), **{
             "statistics.interval.ms": 5000,
@@ -65,13 +74,13 @@ def serve(
     handler: Handler,
     stop: StopSignal,
     details: Callable[[], dict[str, Any]] = dict,
-    commit_interval: float = 1.0,
+    committer: Committer | None = None,
 ) -> int:
     """Run ``handler`` over the inputs until stopped; return the number of messages processed."""
     loop = ConsumerLoop(
         plumbing.consumer, plumbing.producer, handler, plumbing.dead_letters, stop,
         plumbing.loop_metrics, base_name_of=lambda topic: plumbing.inputs.get(topic, topic),
-        commit_interval=commit_interval,
+        committer=committer,
     )
     loop.subscribe(list(plumbing.inputs))
     started = time.monotonic()

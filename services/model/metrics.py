@@ -37,6 +37,10 @@ class ModelMetrics:
             "streamml_model_pending_evicted_total",
             "Pending events evicted because the store was full.", registry=registry,
         )
+        self.checkpoint_bytes = Gauge(
+            "streamml_model_checkpoint_bytes", "Size of the last checkpoint written.",
+            registry=registry,
+        )
         self.predict_seconds = Histogram(
             "streamml_model_feature_to_prediction_seconds",
             "Time from reading a feature vector to producing its predictions.",

@@ -1,4 +1,4 @@
-"""Wiring of the model service: settings -> clients -> learner -> consumer loop."""
+"""Wiring of the model service: settings -> clients -> restored learner -> transactional loop."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ import logging
 from schemas.spec import load_spec
 from services.common.consumer_service import connect, serve
 from services.common.runtime import StopSignal, configure_logging
+from services.model.checkpoint import (
+    TransactionalCheckpointer,
+    load_state,
+    read_latest_snapshot,
+)
 from services.model.handler import ModelHandler, ModelTopics
 from services.model.learner import Learner
 from services.model.metrics import ModelMetrics
@@ -17,23 +22,49 @@ SERVICE = "model"
 
 
 def run(settings: ModelSettings, stop: StopSignal) -> int:
-    """Serve predictions and learn until stopped; return the number of messages processed."""
+    """Serve predictions and learn until stopped; return the number of messages processed.
+
+    Starts from the newest checkpoint of this deployment's learner, if there is one.
+    """
     spec = load_spec(settings.spec)
     learner = Learner(spec.models, spec.label)
-    plumbing = connect(SERVICE, settings, ["features", "labels"])
+    learner_id = settings.group(SERVICE)
+    plumbing = connect(SERVICE, settings, ["features", "labels"], transactional_id=learner_id)
+    plumbing.producer.init_transactions(60)
     topics = ModelTopics(
         features=settings.topic("features"), labels=settings.topic("labels"),
         predictions=settings.topic("predictions"), outcomes=settings.topic("outcomes"),
     )
+    metrics = ModelMetrics(plumbing.registry)
     handler = ModelHandler(
-        learner, plumbing.producer, topics, plumbing.dead_letters, settings.model,
-        ModelMetrics(plumbing.registry),
+        learner, plumbing.producer, topics, plumbing.dead_letters, settings.model, metrics,
     )
+    snapshot = read_latest_snapshot(settings.kafka, settings.topic("model-snapshots"), learner_id)
+    if snapshot is not None:
+        handler.restore(load_state(snapshot))
+        log.info("restored checkpoint of %s v%d: %d labels learned, offsets %s",
+                 snapshot.model, snapshot.model_version, snapshot.labels_learned,
+                 snapshot.offsets)
+
+    def champion() -> tuple[str, int]:
+        model = learner.models[0]
+        return model.name, model.version
+
+    checkpointer = TransactionalCheckpointer(
+        plumbing.producer, plumbing.consumer, settings.topic("model-snapshots"), learner_id,
+        champion, handler.state, lambda: handler.labels_learned,
+        interval=settings.model.commit_interval_seconds,
+        every_labels=settings.model.checkpoint_every_labels,
+    )
+    checkpointer.begin()
+    metrics.checkpoint_bytes.set_function(lambda: checkpointer.last_size)
     return serve(
         plumbing, handler, stop,
         details=lambda: {"spec": spec.name, "pending": len(handler.pending),
-                         "models": [model.name for model in learner.models]},
-        commit_interval=settings.model.commit_interval_seconds,
+                         "models": [model.name for model in learner.models],
+                         "labels_learned": handler.labels_learned,
+                         "checkpoints": checkpointer.checkpoints},
+        committer=checkpointer,
     )
 
 

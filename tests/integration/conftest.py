@@ -77,15 +77,31 @@ def read_topic(
     return messages
 
 
-def topic_size(kafka: KafkaSettings, topic: str) -> int:
-    """How many messages ``topic`` holds (sum of high watermarks; topics here are never trimmed)."""
+def topic_size(kafka: KafkaSettings, topic: str, timeout: float = 60.0) -> int:
+    """How many committed messages ``topic`` holds, counted by reading it to its end.
+
+    Offsets alone over-count: transaction markers take offsets too, and aborted records are
+    skipped by ``read_committed`` readers.
+    """
     metadata = make_admin(kafka).list_topics(topic, timeout=10)
     consumer = make_consumer(kafka, f"sizer-{uuid.uuid4().hex[:8]}")
     try:
-        return sum(
-            consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+        ends = {
+            partition: consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                      timeout=10)[1]
             for partition in metadata.topics[topic].partitions
-        )
+        }
+        consumer.assign([TopicPartition(topic, partition, 0) for partition in ends])
+        count = 0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is None:
+                count += 1
+            positions = consumer.position([TopicPartition(topic, p) for p in ends])
+            if all(ends[tp.partition] == 0 or tp.offset >= ends[tp.partition] for tp in positions):
+                return count
+        raise AssertionError(f"could not read {topic} to its end within {timeout:.0f}s")
     finally:
         consumer.close()
 

@@ -1,0 +1,195 @@
+"""Exactly-once learning: outputs, model state and input offsets committed in one transaction.
+
+Everything the model service produces (predictions, outcomes, dead letters) goes out inside a
+Kafka transaction. A checkpoint appends the pickled handler state to the compacted
+``model-snapshots`` topic, adds the consumer's positions to the same transaction and commits it.
+After a crash the open transaction is aborted by the broker: its outputs never reach
+``read_committed`` readers, the group's committed offsets are those of the last snapshot, and
+the service restores that snapshot and replays from there. No label is learned twice or skipped,
+and no outcome is published twice.
+
+A snapshot records the library versions it was written with; :func:`load_state` refuses one
+written by an incompatible River or Python with :class:`SnapshotIncompatible`.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.metadata
+import logging
+import pickle
+import platform
+import time
+import uuid
+import zlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+
+from schemas.codec import decode, encode
+from schemas.snapshots import ModelSnapshot
+from services.common.kafka import make_consumer
+from services.common.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = "1"
+
+
+class SnapshotIncompatible(RuntimeError):
+    """A snapshot was written by library versions this process cannot safely load."""
+
+
+def library_versions() -> dict[str, str]:
+    """The versions a pickled state depends on."""
+    return {
+        "river": importlib.metadata.version("river"),
+        "python": ".".join(platform.python_version_tuple()[:2]),
+        "state_format": STATE_FORMAT,
+    }
+
+
+def _major_minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def check_compatible(recorded: dict[str, str], current: dict[str, str]) -> None:
+    """Raise :class:`SnapshotIncompatible` unless River (major.minor), Python (major.minor) and
+    the state format match."""
+    problems = [
+        f"{name} {recorded.get(name, '?')} (snapshot) vs {current[name]} (here)"
+        for name in ("river", "python", "state_format")
+        if _major_minor(recorded.get(name, "")) != _major_minor(current[name])
+    ]
+    if problems:
+        raise SnapshotIncompatible(
+            "refusing to load a model snapshot written by other library versions: "
+            + "; ".join(problems)
+            + ". Run with the versions it was written with, or start fresh under a new "
+            "STREAMML_TOPIC_PREFIX (or delete the snapshot key from model-snapshots)."
+        )
+
+
+def dump_state(state: dict[str, Any]) -> str:
+    """Pickled, compressed and base64-encoded state."""
+    return base64.b64encode(zlib.compress(pickle.dumps(state, protocol=5), 3)).decode()
+
+
+def load_state(snapshot: ModelSnapshot) -> dict[str, Any]:
+    """The state inside ``snapshot``, after checking library versions."""
+    check_compatible(snapshot.library_versions, library_versions())
+    state: dict[str, Any] = pickle.loads(  # noqa: S301 - our own snapshot topic
+        zlib.decompress(base64.b64decode(snapshot.state))
+    )
+    return state
+
+
+def read_latest_snapshot(kafka: KafkaSettings, topic: str, key: str) -> ModelSnapshot | None:
+    """The newest committed snapshot stored under ``key``, read from the start of ``topic``."""
+    consumer = make_consumer(kafka, f"snapshot-reader-{uuid.uuid4().hex[:8]}")
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        partitions = list(metadata.topics[topic].partitions)
+        latest: Message | None = None
+        for partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                       timeout=10)
+            if high <= low:
+                continue
+            consumer.assign([TopicPartition(topic, partition, low)])
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                message = consumer.poll(0.5)
+                if message is None:
+                    position = consumer.position([TopicPartition(topic, partition)])[0].offset
+                    if position >= high or position < 0:
+                        break  # past the end (aborted records and markers leave gaps)
+                    continue
+                if message.error() is not None:
+                    continue
+                if message.key() == key.encode():
+                    latest = message
+                if (message.offset() or 0) >= high - 1:
+                    break
+        return None if latest is None else decode(ModelSnapshot, latest.value())
+    finally:
+        consumer.close()
+
+
+class TransactionalCheckpointer:
+    """A :class:`~services.common.consumer_loop.Committer` that checkpoints the model state.
+
+    Commits every ``interval`` seconds or ``every_labels`` learned labels, whichever is first,
+    and when partitions are revoked or the service stops.
+    """
+
+    def __init__(
+        self,
+        producer: Producer,
+        consumer: Consumer,
+        snapshot_topic: str,
+        key: str,
+        model_name: Callable[[], tuple[str, int]],
+        state: Callable[[], dict[str, Any]],
+        labels_learned: Callable[[], int],
+        interval: float = 1.0,
+        every_labels: int = 10_000,
+    ) -> None:
+        self._producer = producer
+        self._consumer = consumer
+        self._topic = snapshot_topic
+        self._key = key
+        self._model_name = model_name
+        self._state = state
+        self._labels_learned = labels_learned
+        self._interval = interval
+        self._every_labels = every_labels
+        self._dirty = False
+        self._last = time.monotonic()
+        self._labels_at_last = labels_learned()
+        self.checkpoints = 0
+        self.last_size = 0
+
+    def begin(self) -> None:
+        """Open the first transaction (after ``init_transactions``)."""
+        self._producer.begin_transaction()
+
+    def processed(self, message: Message) -> None:
+        self._dirty = True
+
+    def due(self) -> bool:
+        return self._dirty and (
+            time.monotonic() - self._last >= self._interval
+            or self._labels_learned() - self._labels_at_last >= self._every_labels
+        )
+
+    def commit(self) -> None:
+        """Snapshot, offsets and outputs, atomically; then open the next transaction."""
+        self._last = time.monotonic()
+        if not self._dirty:
+            return
+        assignment = self._consumer.assignment()
+        positions = [tp for tp in self._consumer.position(assignment) if tp.offset >= 0]
+        name, version = self._model_name()
+        snapshot = ModelSnapshot(
+            model=name, model_version=version, created_at=datetime.now(UTC),
+            library_versions=library_versions(),
+            offsets={f"{tp.topic}:{tp.partition}": tp.offset for tp in positions},
+            labels_learned=self._labels_learned(), state=dump_state(self._state()),
+        )
+        value = encode(snapshot)
+        self._producer.produce(self._topic, key=self._key.encode(), value=value)
+        if positions:
+            self._producer.send_offsets_to_transaction(
+                positions, self._consumer.consumer_group_metadata(), 30
+            )
+        self._producer.commit_transaction(60)
+        self._producer.begin_transaction()
+        self._dirty = False
+        self._labels_at_last = snapshot.labels_learned
+        self.checkpoints += 1
+        self.last_size = len(value)
+        log.debug("checkpoint %d: %d bytes, %d labels learned", self.checkpoints,
+                  len(value), snapshot.labels_learned)
