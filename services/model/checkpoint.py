@@ -134,6 +134,7 @@ class TransactionalCheckpointer:
         model_name: Callable[[], tuple[str, int]],
         state: Callable[[], dict[str, Any]],
         labels_learned: Callable[[], int],
+        revision: Callable[[], int],
         interval: float = 1.0,
         every_labels: int = 10_000,
     ) -> None:
@@ -144,6 +145,8 @@ class TransactionalCheckpointer:
         self._model_name = model_name
         self._state = state
         self._labels_learned = labels_learned
+        self._revision = revision
+        self._committed_revision = revision()
         self._interval = interval
         self._every_labels = every_labels
         self._dirty = False
@@ -159,17 +162,26 @@ class TransactionalCheckpointer:
     def processed(self, message: Message) -> None:
         self._dirty = True
 
+    def _changed(self) -> bool:
+        return self._dirty or self._revision() != self._committed_revision
+
     def due(self) -> bool:
-        return self._dirty and (
+        return self._changed() and (
             time.monotonic() - self._last >= self._interval
             or self._labels_learned() - self._labels_at_last >= self._every_labels
         )
 
     def commit(self) -> None:
-        """Snapshot, offsets and outputs, atomically; then open the next transaction."""
+        """Snapshot, offsets and outputs, atomically; then open the next transaction.
+
+        Anything the handler produced since the last commit, including output made while idle
+        (labels learned at the end of a stream), is inside this transaction, so an open
+        transaction never outlives the checkpoint interval.
+        """
         self._last = time.monotonic()
-        if not self._dirty:
+        if not self._changed():
             return
+        revision = self._revision()
         assignment = self._consumer.assignment()
         positions = [tp for tp in self._consumer.position(assignment) if tp.offset >= 0]
         name, version = self._model_name()
@@ -188,6 +200,7 @@ class TransactionalCheckpointer:
         self._producer.commit_transaction(60)
         self._producer.begin_transaction()
         self._dirty = False
+        self._committed_revision = revision
         self._labels_at_last = snapshot.labels_learned
         self.checkpoints += 1
         self.last_size = len(value)

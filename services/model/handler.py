@@ -9,9 +9,9 @@ the ``features`` and ``labels`` topics happen to interleave on arrival: a replay
 *d* learns exactly as River's ``progressive_val_score(delay=d)`` does, and a restored checkpoint
 replays to the same models.
 
-When no feature vector has arrived for ``label_hold_seconds`` (or the consumer is idle), stream
-time is the newest time seen advanced by wall-clock time, so a quiet stream still learns its last
-labels and closes its last windows.
+When no feature vector has arrived for ``label_hold_seconds``, stream time is the newest time
+seen advanced by wall-clock time, so a quiet stream still learns its last labels and closes its
+last windows.
 
 A label whose features have not arrived waits (bounded); it is an unknown event once the features
 stream has moved a whole window past the label's time.
@@ -20,7 +20,6 @@ stream has moved a whole window past the label's time.
 from __future__ import annotations
 
 import heapq
-import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,19 +95,22 @@ class ModelHandler:
         self._early = BoundedMap[_EarlyLabel](options.early_label_capacity)
         self._predicted = BoundedMap[bool](options.remembered_ids)
         self._resolved = BoundedMap[bool](options.remembered_ids)  # event_id -> timed out?
-        self._ready: list[tuple[float, int, str]] = []  # (label time, arrival, event id)
-        self._arrivals = itertools.count()
+        self._ready: list[tuple[float, float, str]] = []  # (label time, event time, event id)
         self._newest_time = 0.0
         self._newest_seen_at = monotonic()
         self._newest_feature_time = 0.0
         self._last_features_at = monotonic()
         self._stream_now = 0.0
         self.labels_learned = 0
+        self.revision = 0
+        self._expired_since_idle = False
+        """Bumped whenever state changes or output is produced: what a checkpoint must cover."""
 
     # -- the Handler protocol -------------------------------------------------------------
 
     def handle(self, message: Message) -> None:
         """Dispatch one consumed message by topic."""
+        self.revision += 1
         topic = message.topic()
         if topic == self._topics.features:
             self._on_features(message)
@@ -119,8 +121,14 @@ class ModelHandler:
         self._metrics.pending.set(len(self.pending))
 
     def on_idle(self) -> None:
-        """Learn waiting labels and close windows by wall-clock time while the stream is quiet."""
-        self._advance(self.stream_now())
+        """Learn waiting labels and close windows by wall-clock time once no feature vector has
+        come for ``label_hold_seconds`` (a pause shorter than that keeps the time order)."""
+        if self._monotonic() - self._last_features_at >= self._hold:
+            learned = self.labels_learned
+            self._advance(self.stream_now())
+            if self.labels_learned != learned or self._expired_since_idle:
+                self.revision += 1
+            self._expired_since_idle = False
         self._metrics.pending.set(len(self.pending))
 
     # -- state for checkpoints -------------------------------------------------------------
@@ -130,8 +138,8 @@ class ModelHandler:
         return {
             "models": self.learner.models, "pending": self.pending, "early": self._early,
             "predicted": self._predicted, "resolved": self._resolved, "ready": self._ready,
-            "arrivals": next(self._arrivals), "newest_time": self._newest_time,
-            "newest_feature_time": self._newest_feature_time, "stream_now": self._stream_now,
+            "newest_time": self._newest_time,
+            "newest_feature_time": self._newest_feature_time, "stream_now": self.stream_now(),
             "labels_learned": self.labels_learned,
         }
 
@@ -143,7 +151,6 @@ class ModelHandler:
         self._predicted = state["predicted"]  # type: ignore[assignment]
         self._resolved = state["resolved"]  # type: ignore[assignment]
         self._ready = state["ready"]  # type: ignore[assignment]
-        self._arrivals = itertools.count(int(state["arrivals"]))  # type: ignore[call-overload]
         self._newest_time = float(state["newest_time"])  # type: ignore[arg-type]
         self._newest_feature_time = float(state["newest_feature_time"])  # type: ignore[arg-type]
         self._stream_now = float(state["stream_now"])  # type: ignore[arg-type]
@@ -238,6 +245,9 @@ class ModelHandler:
                 raise DeadLetter("late_label", self._late_reason(label))
             self._metrics.label_events(kind="duplicate").inc()
             return
+        if label.event_id in self._early:
+            self._metrics.label_events(kind="duplicate").inc()
+            return
         forgotten = self._early.put(label.event_id, _EarlyLabel(
             label, label.label_time.timestamp(), message.value(), message.key(),
             message.partition() or 0, message.offset() or 0,
@@ -252,9 +262,9 @@ class ModelHandler:
         if entry is None or label.label_time.timestamp() > entry.deadline:
             return False
         entry.label = label
-        heapq.heappush(
-            self._ready, (label.label_time.timestamp(), next(self._arrivals), label.event_id)
-        )
+        heapq.heappush(self._ready, (
+            label.label_time.timestamp(), entry.event_time.timestamp(), label.event_id,
+        ))
         return True
 
     def _late_reason(self, label: Label) -> str:
@@ -281,6 +291,7 @@ class ModelHandler:
                 return
 
     def _time_out(self, entry: PendingEntry) -> None:
+        self._expired_since_idle = True
         if self.learner.label.on_timeout == "negative":
             self._learn(entry, self.learner.timeout_label(), True, self._window)
         else:

@@ -52,7 +52,7 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
 
     checkpointer = TransactionalCheckpointer(
         plumbing.producer, plumbing.consumer, settings.topic("model-snapshots"), learner_id,
-        champion, handler.state, lambda: handler.labels_learned,
+        champion, handler.state, lambda: handler.labels_learned, lambda: handler.revision,
         interval=settings.model.commit_interval_seconds,
         every_labels=settings.model.checkpoint_every_labels,
     )
