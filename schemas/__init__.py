@@ -10,6 +10,7 @@ from schemas.codec import ContractError, decode, encode
 from schemas.dead_letters import DeadLetterHeaders
 from schemas.events import Event, FieldValue, Label, LabelValue
 from schemas.features import FeatureVector
+from schemas.model_events import ModelEvent
 from schemas.predictions import Outcome, Prediction
 from schemas.snapshots import ModelSnapshot
 from schemas.topics import TOPICS, TopicName, TopicSpec, topic_spec
@@ -26,6 +27,7 @@ __all__ = [
     "FieldValue",
     "Label",
     "LabelValue",
+    "ModelEvent",
     "ModelSnapshot",
     "Outcome",
     "Prediction",

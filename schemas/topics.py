@@ -1,9 +1,10 @@
 """The topic catalogue: every topic of the system, its partitions, configs and payload contract.
 
 Names here are base names; at run time a deployment prefix (``STREAMML_TOPIC_PREFIX``) is put in
-front of each, so several pipelines can share one cluster. ``features`` and ``labels`` are both
-keyed by ``event_id`` and have the same partition count, so a model learner that owns a partition
-of one owns the same partition of the other.
+front of each, so several pipelines can share one cluster. ``events`` and ``features`` are keyed
+by the primary entity, so an entity's events and vectors keep their order; ``labels`` are keyed
+by ``event_id``, since whoever reports a label may know nothing else. The model's learner is a
+single writer that reads every partition of both.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from schemas.alerts import DriftAlert
 from schemas.base import Contract
 from schemas.events import Event, Label
 from schemas.features import FeatureVector
+from schemas.model_events import ModelEvent
 from schemas.predictions import Outcome, Prediction
 from schemas.snapshots import ModelSnapshot
 
@@ -27,6 +29,7 @@ TopicName = Literal[
     "drift-alerts",
     "dead-letters",
     "model-snapshots",
+    "model-events",
 ]
 
 PIPELINE_PARTITIONS = 4
@@ -52,7 +55,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("events", PIPELINE_PARTITIONS, Event, "primary entity value",
               {"retention.ms": WEEK_MS}),
     TopicSpec("labels", PIPELINE_PARTITIONS, Label, "event_id", {"retention.ms": WEEK_MS}),
-    TopicSpec("features", PIPELINE_PARTITIONS, FeatureVector, "event_id",
+    TopicSpec("features", PIPELINE_PARTITIONS, FeatureVector, "primary entity value",
               {"retention.ms": WEEK_MS}),
     TopicSpec("predictions", PIPELINE_PARTITIONS, Prediction, "event_id",
               {"retention.ms": WEEK_MS}),
@@ -60,7 +63,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("drift-alerts", 1, DriftAlert, "target", {"retention.ms": WEEK_MS}),
     # Values are the original, possibly invalid, bytes; the reason travels in the headers.
     TopicSpec("dead-letters", 1, None, "original key", {"retention.ms": WEEK_MS}),
-    TopicSpec("model-snapshots", 1, ModelSnapshot, "model name",
+    TopicSpec("model-events", 1, ModelEvent, "model name", {"retention.ms": WEEK_MS}),
+    TopicSpec("model-snapshots", 1, ModelSnapshot, "learner id",
               {"cleanup.policy": "compact", "max.message.bytes": str(64 * 1024 * 1024),
                "min.compaction.lag.ms": "0"}),
 )

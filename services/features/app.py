@@ -93,7 +93,9 @@ def build_app(
 
     async def publish_features(staged: StagedEvent) -> None:
         vector = finish(staged, clock())
-        await features.send(key=vector.event_id.encode(), value=encode(vector))
+        # Keyed like the event (primary entity): an entity's vectors stay in order.
+        key = vector.entity[spec.entity_keys[0]].encode()
+        await features.send(key=key, value=encode(vector))
         metrics.events_processed.inc()
         metrics.processing_seconds.observe((clock() - staged.ingested_at).total_seconds())
 

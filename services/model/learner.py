@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from schemas.events import LabelValue
-from schemas.spec import LabelSpec, ModelsSpec
+from schemas.spec import LabelSpec, ModelSpec, ModelsSpec
 from services.model.estimators import build_estimator
 
 _TRUE_STRINGS = {"1", "true", "yes", "y", "t"}
@@ -30,10 +30,11 @@ class ModelPrediction:
 
 @dataclass
 class ServedModel:
-    """A named estimator, its version and its role."""
+    """A named estimator built from ``spec``, its version and its role."""
 
     name: str
     estimator: Any
+    spec: ModelSpec
     version: int = 1
     role: Literal["champion", "challenger"] = "champion"
 
@@ -43,11 +44,51 @@ class Learner:
 
     def __init__(self, models: ModelsSpec, label: LabelSpec) -> None:
         self.label = label
-        self.models = [ServedModel(models.champion.name, build_estimator(models.champion))]
+        self.models = [ServedModel(models.champion.name, build_estimator(models.champion),
+                                   models.champion)]
         self.models += [
-            ServedModel(spec.name, build_estimator(spec), role="challenger")
+            ServedModel(spec.name, build_estimator(spec), spec, role="challenger")
             for spec in models.challengers
         ]
+        self.champion_version = 1
+        """Bumped on every change of champion (promotion or reset)."""
+
+    @property
+    def champion(self) -> ServedModel:
+        """The model that serves predictions (always first in :attr:`models`)."""
+        return self.models[0]
+
+    def promote(self, name: str) -> ServedModel:
+        """Make challenger ``name`` the champion at a new version; the old one becomes a
+        challenger (it may win back). Returns the new champion."""
+        index = next(i for i, model in enumerate(self.models) if model.name == name)
+        winner = self.models.pop(index)
+        loser = self.models[0]
+        loser.role, winner.role = "challenger", "champion"
+        self.champion_version += 1
+        winner.version = self.champion_version
+        self.models.insert(0, winner)
+        return winner
+
+    def reset_champion(self) -> ServedModel:
+        """Replace the champion's estimator by a fresh one, at a new version."""
+        champion = self.champion
+        champion.estimator = build_estimator(champion.spec)
+        self.champion_version += 1
+        champion.version = self.champion_version
+        return champion
+
+    def start_fresh_challenger(self) -> ServedModel:
+        """A fresh copy of the champion's estimator learning from now, named
+        ``<spec name>-fresh-<champion version>``; it replaces any earlier fresh challenger."""
+        spec = self.champion.spec
+        name = f"{spec.name}-fresh-{self.champion_version}"
+        fresh = ServedModel(name, build_estimator(spec), spec, role="challenger")
+        self.models = [
+            model for model in self.models
+            if model.role == "champion" or "-fresh-" not in model.name
+        ] + [fresh]
+        return fresh
 
     def normalise_label(self, value: LabelValue) -> bool | int | float | str:
         """The label as the models learn it: bool for binary, float for regression."""

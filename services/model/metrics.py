@@ -37,6 +37,15 @@ class ModelMetrics:
             "streamml_model_pending_evicted_total",
             "Pending events evicted because the store was full.", registry=registry,
         )
+        self.model_changes = Counter(
+            "streamml_model_changes_total",
+            "Promotions, champion resets and fresh challengers, by kind.", ["kind"],
+            registry=registry,
+        ).labels
+        self.champion_version = Gauge(
+            "streamml_model_champion_version", "Version of the model serving predictions.",
+            registry=registry,
+        )
         self.checkpoint_bytes = Gauge(
             "streamml_model_checkpoint_bytes", "Size of the last checkpoint written.",
             registry=registry,

@@ -29,15 +29,18 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
     spec = load_spec(settings.spec)
     learner = Learner(spec.models, spec.label)
     learner_id = settings.group(SERVICE)
-    plumbing = connect(SERVICE, settings, ["features", "labels"], transactional_id=learner_id)
+    plumbing = connect(SERVICE, settings, ["features", "labels", "drift-alerts"],
+                       transactional_id=learner_id)
     plumbing.producer.init_transactions(60)
     topics = ModelTopics(
         features=settings.topic("features"), labels=settings.topic("labels"),
         predictions=settings.topic("predictions"), outcomes=settings.topic("outcomes"),
+        model_events=settings.topic("model-events"), drift_alerts=settings.topic("drift-alerts"),
     )
     metrics = ModelMetrics(plumbing.registry)
     handler = ModelHandler(
         learner, plumbing.producer, topics, plumbing.dead_letters, settings.model, metrics,
+        promotion=spec.models.promotion, on_concept_drift=spec.models.on_concept_drift,
     )
     snapshot = read_latest_snapshot(settings.kafka, settings.topic("model-snapshots"), learner_id)
     if snapshot is not None:
@@ -58,6 +61,7 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
     )
     checkpointer.begin()
     metrics.checkpoint_bytes.set_function(lambda: checkpointer.last_size)
+    metrics.champion_version.set_function(lambda: learner.champion_version)
     return serve(
         plumbing, handler, stop,
         details=lambda: {"spec": spec.name, "pending": len(handler.pending),

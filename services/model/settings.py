@@ -18,7 +18,7 @@ class ModelOptions(BaseModel):
     commit_interval_seconds: float = Field(default=1.0, gt=0)
     """Checkpoint (and make outputs visible to read_committed readers) at least this often."""
     checkpoint_every_labels: int = Field(default=10_000, gt=0)
-    label_hold_seconds: float = Field(default=10.0, gt=0)
+    label_hold_seconds: float = Field(default=30.0, gt=0)
     """With no feature vector for this long, labels are learned by wall-clock stream time."""
 
 

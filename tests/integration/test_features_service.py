@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -72,8 +73,14 @@ def publish(kafka: KafkaSettings, prefix: str, events: list[Event], rate: float 
 
 def vectors(kafka: KafkaSettings, prefix: str) -> dict[str, list[dict[str, Any]]]:
     """Every vector on ``features`` by event id (features only), once all ids are there."""
+    seen: set[str] = set()
+    read = [0]
+
     def complete(messages: list[Any]) -> bool:
-        return len({m.key() for m in messages}) >= EVENTS
+        for message in messages[read[0]:]:
+            seen.add(orjson.loads(message.value())["event_id"])
+        read[0] = len(messages)
+        return len(seen) >= EVENTS
 
     by_id: dict[str, list[dict[str, Any]]] = {}
     for message in read_topic(kafka, f"{prefix}features", complete, timeout=120):

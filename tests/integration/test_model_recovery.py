@@ -47,7 +47,8 @@ def run(kafka: KafkaSettings, logs: Path, kill_model: bool) -> RunResult:
     ensure_topics(kafka, prefix)
     env = {"STREAMML_TOPIC_PREFIX": prefix, "STREAMML_KAFKA__BOOTSTRAP_SERVERS":
            kafka.bootstrap_servers, "STREAMML_SPEC": "elec2",
-           "STREAMML_MODEL__LABEL_HOLD_SECONDS": "3"}
+           # No learning by wall-clock time: a pause of the features stream must not reorder.
+           "STREAMML_MODEL__LABEL_HOLD_SECONDS": "600"}
     features = ServiceProcess("services.features", env, logs / f"{prefix}features.log").start()
     model = ServiceProcess("services.model", env, logs / f"{prefix}model.log").start()
     try:
@@ -58,6 +59,8 @@ def run(kafka: KafkaSettings, logs: Path, kill_model: bool) -> RunResult:
             timeout=300, check=False,
         )
         assert replay.returncode == 0, replay.stdout + replay.stderr
+        # Later events: their features release the last labels, in time order, before them.
+        held_out = publish_held_out(kafka, prefix)
         outcomes_topic = f"{prefix}outcomes"
         if kill_model:
             read_topic(kafka, outcomes_topic, lambda got: len(got) >= TRAIN // 3, timeout=120)
@@ -65,7 +68,6 @@ def run(kafka: KafkaSettings, logs: Path, kill_model: bool) -> RunResult:
             model.start()
         outcome_list = [decode(Outcome, m.value()) for m in read_topic(
             kafka, outcomes_topic, lambda got: len(got) >= TRAIN, timeout=180)]
-        held_out = publish_held_out(kafka, prefix)
         predictions = read_topic(
             kafka, f"{prefix}predictions", lambda got: len(got) >= TRAIN + HELD_OUT, timeout=120)
     finally:

@@ -42,7 +42,7 @@ from tests.unit.fakes import (
 
 T0 = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
 WINDOW = 30.0
-HOLD = ModelOptions().label_hold_seconds
+HOLD = 10.0  # shorter than WINDOW, so holding never closes a window by itself
 TOPICS = ModelTopics(features="features", labels="labels", predictions="predictions",
                      outcomes="outcomes")
 CHAMPION = ModelSpec(name="champ", estimator="tests.unit.fakes:recording_classifier")
@@ -107,7 +107,8 @@ def build(on_timeout: str = "negative", champion: ModelSpec = CHAMPION,
     clock, monotonic, registry = ManualClock(T0), ManualMonotonic(), CollectorRegistry()
     handler = ModelHandler(
         learner, producer, TOPICS, DeadLetterPublisher(producer, "dead-letters", "model"),
-        options or ModelOptions(), ModelMetrics(registry), clock=clock, monotonic=monotonic,
+        options or ModelOptions(label_hold_seconds=HOLD), ModelMetrics(registry),
+        clock=clock, monotonic=monotonic,
     )
     return Model(handler, learner, producer, clock, monotonic, registry)
 
