@@ -24,10 +24,11 @@ def test_catalogue_has_every_topic_once() -> None:
     assert len(set(names)) == len(names)
 
 
-def test_features_and_labels_are_co_partitioned() -> None:
-    features, labels = topic_spec("features"), topic_spec("labels")
-    assert features.partitions == labels.partitions
-    assert features.key == labels.key == "event_id"
+def test_events_and_features_keep_an_entitys_order_and_labels_need_only_the_event_id() -> None:
+    events, features, labels = topic_spec("events"), topic_spec("features"), topic_spec("labels")
+    assert events.partitions == features.partitions
+    assert events.key == features.key == "primary entity value"
+    assert labels.key == "event_id"
 
 
 def test_model_snapshots_is_compacted_and_others_are_not() -> None:
