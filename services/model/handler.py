@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import heapq
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 from confluent_kafka import Message
 
@@ -33,18 +32,16 @@ from schemas.alerts import DriftAlert
 from schemas.codec import ContractError, ContractT, decode, encode
 from schemas.events import Label
 from schemas.features import FeatureVector
-from schemas.model_events import ModelEvent, ModelEventKind
+from schemas.model_events import ModelEvent
 from schemas.predictions import Outcome, Prediction
 from schemas.spec import PromotionSpec
 from services.common.dead_letters import DeadLetter, DeadLetterPublisher
 from services.model.estimators import vectorize
+from services.model.governance import DriftReaction, Governor
 from services.model.learner import Learner
 from services.model.metrics import ModelMetrics
 from services.model.pending import BoundedMap, PendingEntry, PendingStore
-from services.model.promotion import ChallengerRace
 from services.model.settings import ModelOptions
-
-DriftReaction = Literal["none", "add_challenger", "reset_champion"]
 
 
 class _Producer(Protocol):
@@ -94,8 +91,8 @@ class ModelHandler:
         on_concept_drift: DriftReaction = "none",
     ) -> None:
         self.learner = learner
-        self.race = ChallengerRace(promotion or PromotionSpec())
-        self._on_concept_drift = on_concept_drift
+        self.governor = Governor(learner, promotion or PromotionSpec(), on_concept_drift,
+                                 self._publish_model_event, metrics, clock)
         self._producer = producer
         self._topics = topics
         self._dead_letters = dead_letters
@@ -132,7 +129,7 @@ class ModelHandler:
             if self._monotonic() - self._last_features_at >= self._hold:
                 self._advance(self.stream_now())
         elif topic == self._topics.drift_alerts:
-            self._on_alert(_decode(DriftAlert, message.value()))
+            self.governor.on_alert(_decode(DriftAlert, message.value()), self.labels_learned)
         self._metrics.pending.set(len(self.pending))
 
     def on_idle(self) -> None:
@@ -152,7 +149,7 @@ class ModelHandler:
         """Everything needed to continue exactly where this handler is (picklable)."""
         return {
             "models": self.learner.models, "champion_version": self.learner.champion_version,
-            "race": self.race, "pending": self.pending, "early": self._early,
+            "race": self.governor.race, "pending": self.pending, "early": self._early,
             "predicted": self._predicted, "resolved": self._resolved, "ready": self._ready,
             "newest_time": self._newest_time,
             "newest_feature_time": self._newest_feature_time, "stream_now": self.stream_now(),
@@ -163,7 +160,7 @@ class ModelHandler:
         """Continue from a :meth:`state` taken earlier (possibly by another process)."""
         self.learner.models = state["models"]  # type: ignore[assignment]
         self.learner.champion_version = int(state["champion_version"])  # type: ignore[call-overload]
-        self.race = state["race"]  # type: ignore[assignment]
+        self.governor.race = state["race"]  # type: ignore[assignment]
         self.pending = state["pending"]  # type: ignore[assignment]
         self._early = state["early"]  # type: ignore[assignment]
         self._predicted = state["predicted"]  # type: ignore[assignment]
@@ -338,62 +335,11 @@ class ModelHandler:
         self.learner.learn(entry.x, y)
         self.labels_learned += 1
         self._resolved.put(entry.event_id, timed_out)
-        self._race(entry, y)
+        self.governor.after_label(entry.predictions, y, self.labels_learned)
 
-    # -- champion and challengers ---------------------------------------------------------
-
-    def _race(self, entry: PendingEntry, y: bool | int | float | str) -> None:
-        losses = {model: self._loss(prediction, y)
-                  for model, (_, prediction, _) in entry.predictions.items()}
-        champion = self.learner.champion.name
-        won = self.race.record(champion, losses)
-        if won is None:
-            return
-        new = self.learner.promote(won.challenger)
-        self.race.restart()
-        self._metrics.model_changes(kind="promoted").inc()
-        self._publish_model_event(
-            "promoted", new.name, new.version, previous=champion, statistic=won.statistic,
-            threshold=won.threshold,
-            reason=f"won {won.wins} and lost {won.losses} of the last {won.labels} labels",
-        )
-
-    def _loss(self, prediction: object, y: bool | int | float | str) -> float:
-        if self.learner.label.type != "regression":
-            return 0.0 if prediction == y else 1.0
-        if not isinstance(prediction, int | float) or isinstance(y, str):
-            return float("inf")
-        return abs(float(prediction) - float(y))
-
-    def _on_alert(self, alert: DriftAlert) -> None:
-        champion = self.learner.champion
-        if alert.kind != "concept" or alert.model != champion.name:
-            return
-        if self._on_concept_drift == "add_challenger":
-            fresh = self.learner.start_fresh_challenger()
-            self.race.restart()
-            self._metrics.model_changes(kind="challenger_started").inc()
-            self._publish_model_event(
-                "challenger_started", fresh.name, fresh.version, previous=champion.name,
-                reason=f"drift alert {alert.alert_id}",
-            )
-        elif self._on_concept_drift == "reset_champion":
-            reset = self.learner.reset_champion()
-            self.race.restart()
-            self._metrics.model_changes(kind="champion_reset").inc()
-            self._publish_model_event("champion_reset", reset.name, reset.version,
-                                      previous=reset.name, reason=f"drift alert {alert.alert_id}")
-
-    def _publish_model_event(
-        self, kind: ModelEventKind, model: str, version: int, previous: str | None, reason: str,
-        statistic: float | None = None, threshold: float | None = None,
-    ) -> None:
-        event = ModelEvent(
-            event_id=str(uuid.uuid4()), kind=kind, model=model, model_version=version,
-            previous_model=previous, reason=reason, statistic=statistic, threshold=threshold,
-            labels_seen=self.labels_learned, at=self._clock(),
-        )
-        self._producer.produce(self._topics.model_events, value=encode(event), key=model.encode())
+    def _publish_model_event(self, event: ModelEvent) -> None:
+        self._producer.produce(self._topics.model_events, value=encode(event),
+                               key=event.model.encode())
         self.revision += 1
 
     # -- labels whose features never come --------------------------------------------------
