@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from schemas.alerts import DriftAlert
 from schemas.codec import ContractError, decode
 from schemas.dead_letters import DeadLetterHeaders
+from schemas.model_events import ModelEvent
 from schemas.predictions import Outcome, Prediction
 from services.common.dead_letters import DeadLetter
 from services.metrics_sink.metrics import SinkMetrics
@@ -26,6 +27,7 @@ class SinkTopics:
     alerts: str
     dead_letters: str
     prefix: str
+    model_events: str = "model-events"
 
 
 class SinkHandler:
@@ -51,6 +53,8 @@ class SinkHandler:
                 self._on_outcome(decode(Outcome, message.value()))
             elif topic == self._topics.alerts:
                 self._on_alert(decode(DriftAlert, message.value()))
+            elif topic == self._topics.model_events:
+                self._on_model_event(decode(ModelEvent, message.value()))
         except ContractError as error:
             raise DeadLetter.from_contract_error(error) from error
 
@@ -76,6 +80,12 @@ class SinkHandler:
     def _on_alert(self, alert: DriftAlert) -> None:
         self._metrics.drift_alerts(kind=alert.kind, detector=alert.detector).inc()
         self._metrics.last_drift_alert(kind=alert.kind).set(alert.detected_at.timestamp())
+
+    def _on_model_event(self, event: ModelEvent) -> None:
+        self._metrics.model_events(kind=event.kind).inc()
+        self._metrics.last_model_event(kind=event.kind).set(event.at.timestamp())
+        if event.kind in ("promoted", "champion_reset"):
+            self._metrics.champion_version.set(event.model_version)
 
     def _on_dead_letter(self, message: Message) -> None:
         try:

@@ -43,6 +43,20 @@ class SinkMetrics:
             "streamml_last_drift_alert_timestamp_seconds", "When the last alert of a kind fired.",
             ["kind"], registry=registry,
         ).labels
+        self.model_events = Counter(
+            "streamml_model_events_total",
+            "Promotions, champion resets and fresh challengers, by kind.", ["kind"],
+            registry=registry,
+        ).labels
+        self.last_model_event = Gauge(
+            "streamml_last_model_event_timestamp_seconds", "When the last model event of a kind "
+            "happened (for annotations).", ["kind"], registry=registry,
+        ).labels
+        self.champion_version = Gauge(
+            "streamml_champion_version", "Version of the champion after the last promotion or "
+            "reset (1 until one happens).", registry=registry,
+        )
+        self.champion_version.set(1)
         self.dead_letters = Counter(
             "streamml_dead_letters_total", "Dead letters seen, by source topic and reason code.",
             ["source", "reason"], registry=registry,

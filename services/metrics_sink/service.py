@@ -26,11 +26,13 @@ class SinkSettings(Settings):
 def run(settings: SinkSettings, stop: StopSignal) -> int:
     """Expose pipeline metrics until stopped; return the messages processed."""
     plumbing = connect(
-        SERVICE, settings, ["predictions", "outcomes", "drift-alerts", "dead-letters"]
+        SERVICE, settings,
+        ["predictions", "outcomes", "drift-alerts", "dead-letters", "model-events"],
     )
     topics = SinkTopics(
         predictions=settings.topic("predictions"), outcomes=settings.topic("outcomes"),
         alerts=settings.topic("drift-alerts"), dead_letters=settings.topic("dead-letters"),
+        model_events=settings.topic("model-events"),
         prefix=settings.topic_prefix,
     )
     handler = SinkHandler(topics, SinkMetrics(plumbing.registry), settings.accuracy_window)

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from schemas.alerts import DriftAlert
 from schemas.codec import encode
 from schemas.dead_letters import DeadLetterHeaders
+from schemas.model_events import ModelEvent
 from schemas.predictions import Outcome, Prediction
 from services.common.dead_letters import DeadLetter
 from services.metrics_sink.handler import SinkHandler, SinkTopics
@@ -92,6 +93,18 @@ def test_drift_alerts_are_counted_and_timestamped() -> None:
     assert value(registry, "streamml_drift_alerts_total", kind="concept", detector="ADWIN") == 1
     assert value(registry, "streamml_last_drift_alert_timestamp_seconds",
                  kind="concept") == T0.timestamp()
+
+
+def test_model_events_are_counted_and_set_the_champion_version() -> None:
+    handler, registry = sink()
+    assert value(registry, "streamml_champion_version") == 1
+    promoted = ModelEvent(event_id="m", kind="promoted", model="tree", model_version=3,
+                          previous_model="logreg", reason="won", labels_seen=900, at=T0)
+    handler.handle(message(TOPICS.model_events, encode(promoted)))
+    assert value(registry, "streamml_model_events_total", kind="promoted") == 1
+    assert value(registry, "streamml_champion_version") == 3
+    assert value(registry, "streamml_last_model_event_timestamp_seconds",
+                 kind="promoted") == T0.timestamp()
 
 
 def test_dead_letter_headers_become_source_and_reason_labels() -> None:
