@@ -105,14 +105,17 @@ def test_every_event_gets_exactly_one_prediction_and_the_model_learns(
     assert sorted(predicted) == sorted(event_ids), "some events got no prediction"
 
     outcomes_topic = pipeline.topic("outcomes")
-    outcome_messages = read_topic(kafka, outcomes_topic, lambda got: len(got) >= EVENTS,
-                                  timeout=120)
-    outcomes = [decode(Outcome, message.value()) for message in outcome_messages]
+    models = 2  # the clicks spec's champion and its challenger each give one outcome per label
+    outcome_messages = read_topic(
+        kafka, outcomes_topic, lambda got: len(got) >= models * EVENTS, timeout=120)
+    every_outcome = [decode(Outcome, message.value()) for message in outcome_messages]
+    assert {o.model for o in every_outcome} == {"logreg", "tree"}
+    outcomes = [o for o in every_outcome if o.role == "champion"]  # what was served
     assert len({outcome.event_id for outcome in outcomes}) == EVENTS
     assert not [o.event_id for o in outcomes if o.timed_out], "every label was sent in time"
     # Nothing extra arrived in the meantime: exactly one prediction and one outcome per event.
     assert topic_size(kafka, predictions_topic) == EVENTS
-    assert topic_size(kafka, outcomes_topic) == EVENTS
+    assert topic_size(kafka, outcomes_topic) == models * EVENTS
 
     positives = sum(1 for label in labels if label.label)
     majority_baseline = max(positives, EVENTS - positives) / EVENTS

@@ -1,0 +1,459 @@
+"""Benchmark of the model service alone, on the local broker (built-in ``clicks`` spec).
+
+Feature vectors (``schemas.features.FeatureVector``, keyed by their ``user`` entity like the
+features service keys them) and labels (keyed by ``event_id``) are published straight to
+``<prefix>features`` and ``<prefix>labels`` under a fresh topic prefix; no features service runs.
+Event times are 1 ms apart; the label of event *j* is stamped just after event *j + 10*, so labels
+are learned in the stream, ten events behind the predictions.
+
+1. Throughput: N vectors and their N labels are published *before* the service starts; then one
+   ``python -m services.model`` drains them. Predictions/s and learns/s come from the service's
+   own counters (``streamml_model_predictions_total``, ``streamml_model_labels_learned_total``),
+   scraped from its ``/metrics`` every 0.2 s: the count gained between the first scrape that saw
+   work and the scrape that saw the last of it, divided by the time between the two. (Outputs
+   become visible to ``read_committed`` readers only in checkpoint transactions, so counting them
+   on the output topics would measure the commit interval as much as the service.) The last ten
+   labels are stamped after the last vector: they are learned only once the stream has been quiet
+   for ``label_hold_seconds``, so they are not waited for.
+2. Latency at a steady rate: with the service running (and warmed up: its partitions assigned),
+   vectors are published at R/s for S seconds (with their labels, so it learns as it goes). For
+   each prediction read back from ``<prefix>predictions``:
+
+   * service latency: ``predicted_at - features_at``, the service's own time from reading the
+     vector to producing its prediction;
+   * publish -> visible: the wall time a ``read_committed`` consumer read the prediction minus
+     the time the vector was published. It includes the broker round trips and, above all, the
+     wait for the checkpoint transaction that makes the prediction visible, which commits every
+     ``commit_interval_seconds`` (1 s by default): expect roughly half of it at p50 and all of it
+     at p99.
+
+The size of the last checkpoint (``streamml_model_checkpoint_bytes``) is reported for both runs.
+Prints a Markdown table and writes JSON to ``bench/results/model.json``.
+
+Run: ``.venv/bin/python scripts/bench_model.py [--events 50000] [--rate 500] [--seconds 20]``
+(needs the local broker: ``.venv/bin/streamml kafka start``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import random
+import re
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Producer
+
+from schemas.codec import decode, encode
+from schemas.events import Label
+from schemas.features import FeatureVector
+from schemas.predictions import Prediction
+from services.cli.process import ServiceProcess
+from services.common.kafka import ensure_topics, make_consumer, make_producer
+from services.common.settings import KafkaSettings
+
+RESULTS = Path("bench/results/model.json")
+SPEC = "clicks"
+LABEL_LAG = 10
+"""The label of event j is stamped just after event j + LABEL_LAG."""
+
+DEVICES = ("mobile", "desktop", "tablet")
+_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
+
+
+# -- synthetic input ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One vector (encoded), its partition key, and its label."""
+
+    vector: FeatureVector
+    key: bytes
+    value: bytes
+    clicked: bool
+
+
+class VectorStream:
+    """Plausible ``clicks`` feature vectors with event times ``spacing_ms`` apart.
+
+    Raw fields device, hour, price, position; aggregates user_events_5m, user_mean_price_5m,
+    item_events_10m_hop, item_last_price. A hidden logistic rule decides the click, so the model
+    has something to learn.
+    """
+
+    def __init__(self, run: str, start: datetime, spacing_ms: float = 1.0, seed: int = 11,
+                 users: int = 2000, items: int = 200) -> None:
+        self.run = run
+        self.start = start
+        self.spacing = timedelta(milliseconds=spacing_ms)
+        self._rng = random.Random(seed)  # noqa: S311 - synthetic data, not crypto
+        self._users = users
+        self._items = items
+        self._last_price: dict[int, float] = {}
+
+    def event_time(self, index: int) -> datetime:
+        """The event time of vector ``index``."""
+        return self.start + index * self.spacing
+
+    def event_id(self, index: int) -> str:
+        return f"bm-{self.run}-{index}"
+
+    def make(self, index: int, event_time: datetime | None = None) -> Generated:
+        """Vector ``index`` (at ``event_time``, default ``start + index * spacing``)."""
+        rng = self._rng
+        when = self.event_time(index) if event_time is None else event_time
+        user, item = rng.randrange(self._users), rng.randrange(self._items)
+        device = rng.choices(DEVICES, weights=(6, 3, 1))[0]
+        price = round(min(9999.0, rng.lognormvariate(3.0, 1.0)), 2)
+        position = rng.randint(1, 50)
+        user_events = rng.randint(0, 30)
+        last_price = self._last_price.get(item)
+        self._last_price[item] = price
+        features: dict[str, float | str | None] = {
+            "device": device, "hour": float(when.hour), "price": price,
+            "position": float(position), "user_events_5m": float(user_events),
+            "user_mean_price_5m": (round(price * rng.uniform(0.5, 1.5), 2)
+                                   if user_events else None),
+            "item_events_10m_hop": float(rng.randint(0, 400)), "item_last_price": last_price,
+        }
+        now = datetime.now(UTC)
+        vector = FeatureVector(
+            event_id=self.event_id(index), event_time=when,
+            entity={"user": f"u{user}", "item": f"i{item}"}, features=features,
+            ingested_at=now, computed_at=now,
+        )
+        score = -1.0 + (0.8 if device == "mobile" else 0.0) - 0.06 * position \
+            - 0.004 * price + 0.02 * user_events
+        clicked = rng.random() < 1.0 / (1.0 + math.exp(-score))
+        return Generated(vector, f"u{user}".encode(), encode(vector), clicked)
+
+    def label(self, index: int, clicked: bool) -> tuple[bytes, bytes]:
+        """(key, value) of the label of vector ``index``: stamped 0.5 ms after vector
+        ``index + LABEL_LAG``."""
+        label = Label(event_id=self.event_id(index),
+                      label_time=self.event_time(index + LABEL_LAG) + timedelta(microseconds=500),
+                      label=clicked)
+        return label.event_id.encode(), encode(label)
+
+
+# -- Kafka and the service ----------------------------------------------------------------------
+
+
+def fast_producer(kafka: KafkaSettings, linger_ms: int = 20) -> Producer:
+    """An idempotent producer with large batches and a deep queue."""
+    return make_producer(kafka, **{
+        "linger.ms": linger_ms, "batch.num.messages": 10_000,
+        "queue.buffering.max.messages": 1_000_000, "queue.buffering.max.kbytes": 1_048_576,
+    })
+
+
+def produce(producer: Producer, topic: str, key: bytes, value: bytes) -> None:
+    """Produce, waiting for room in the local queue when it is full."""
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
+def new_prefix() -> str:
+    return f"bm{uuid.uuid4().hex[:8]}-"
+
+
+def model_service(kafka: KafkaSettings, prefix: str, log: Path,
+                  extra: dict[str, str] | None = None) -> ServiceProcess:
+    """``python -m services.model`` on the ``clicks`` spec under ``prefix`` (not started)."""
+    return ServiceProcess("services.model", {
+        "STREAMML_TOPIC_PREFIX": prefix,
+        "STREAMML_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "STREAMML_SPEC": SPEC, "STREAMML_LOG_LEVEL": "WARNING", **(extra or {}),
+    }, log)
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Every sample of the service's ``/metrics``: ``name{labels}`` -> value."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text: str = response.read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match is not None:
+            samples[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+    return samples
+
+
+def total(samples: dict[str, float], name: str, **labels: str) -> float:
+    """Sum of metric ``name`` over the samples whose labels include ``labels``."""
+    wanted = [f'{key}="{value}"' for key, value in labels.items()]
+    found = 0.0
+    for key, value in samples.items():
+        base, _, rest = key.partition("{")
+        if base == name and all(w in rest for w in wanted):
+            found += value
+    return found
+
+
+def port_of(process: ServiceProcess) -> int:
+    if process.metrics_port is None:
+        raise RuntimeError("the service announced no metrics port")
+    return process.metrics_port
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (NaN for no values)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def wait_for(port: int, name: str, at_least: float, timeout: float) -> float:
+    """Poll metric ``name`` until it reaches ``at_least``; return its last value."""
+    deadline = time.monotonic() + timeout
+    value = 0.0
+    while time.monotonic() < deadline:
+        value = total(scrape(port), name)
+        if value >= at_least:
+            break
+        time.sleep(0.2)
+    return value
+
+
+# -- 1. throughput ------------------------------------------------------------------------------
+
+
+def throughput(kafka: KafkaSettings, events: int, logs: Path, timeout: float) -> dict[str, Any]:
+    """Pre-load ``events`` vectors and labels, start the service, time it draining them."""
+    prefix = new_prefix()
+    ensure_topics(kafka, prefix)
+    stream = VectorStream(prefix[2:-1], datetime.now(UTC) - timedelta(hours=1))
+    producer = fast_producer(kafka)
+    began = time.monotonic()
+    for index in range(events):
+        generated = stream.make(index)
+        produce(producer, f"{prefix}features", generated.key, generated.value)
+        key, value = stream.label(index, generated.clicked)
+        produce(producer, f"{prefix}labels", key, value)
+        producer.poll(0)
+    if producer.flush(120):
+        raise RuntimeError("pre-loading did not finish")
+    publish_seconds = time.monotonic() - began
+    in_stream = max(0, events - LABEL_LAG - 1)
+    """Labels stamped before the last vector: learned while the stream flows."""
+
+    load_before = load_average()
+    process = model_service(kafka, prefix, logs / "throughput.log").start()
+    port = port_of(process)
+    series: list[dict[str, float]] = []
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            samples = scrape(port)
+            series.append({
+                "t": round(time.monotonic() - started, 3),
+                "predictions": total(samples, "streamml_model_predictions_total"),
+                "learned": total(samples, "streamml_model_labels_learned_total"),
+            })
+            if series[-1]["predictions"] >= events and series[-1]["learned"] >= in_stream:
+                break
+            time.sleep(0.2)
+        time.sleep(2.5)  # the next checkpoint covers the end of the stream
+        final = scrape(port)
+    finally:
+        process.stop()
+    load_after = load_average()
+
+    def rate(field: str, target: float) -> tuple[float, float]:
+        first = next((row for row in series if row[field] > 0), None)
+        last = next((row for row in series if row[field] >= target), series[-1])
+        if first is None or last["t"] <= first["t"]:
+            return float("nan"), float("nan")
+        return (last[field] - first[field]) / (last["t"] - first["t"]), last["t"] - first["t"]
+
+    predictions_per_second, predict_seconds = rate("predictions", events)
+    learns_per_second, learn_seconds = rate("learned", in_stream)
+    return {
+        "events": events, "labels": events, "labels_learned_in_stream_expected": in_stream,
+        "publish_seconds": round(publish_seconds, 2),
+        "predictions": total(final, "streamml_model_predictions_total"),
+        "labels_learned": total(final, "streamml_model_labels_learned_total"),
+        "timed_out_learned": total(final, "streamml_model_labels_learned_total",
+                                   timed_out="true"),
+        "label_anomalies": {kind: total(final, "streamml_model_label_anomalies_total", kind=kind)
+                            for kind in ("duplicate", "late", "unknown_event",
+                                         "timeout_dropped")},
+        "predictions_per_second": predictions_per_second, "predict_span_seconds": predict_seconds,
+        "learns_per_second": learns_per_second, "learn_span_seconds": learn_seconds,
+        "checkpoint_bytes": total(final, "streamml_model_checkpoint_bytes"),
+        "pending_at_end": total(final, "streamml_model_pending_events"),
+        "load_average_before": load_before, "load_average_after": load_after,
+        "series": series,
+    }
+
+
+# -- 2. latency ---------------------------------------------------------------------------------
+
+
+def read_predictions(kafka: KafkaSettings, topic: str, wanted: set[str], timeout: float,
+                     ready: threading.Event) -> list[tuple[float, Prediction]]:
+    """(wall time read, prediction) for the predictions of ``wanted`` events, read_committed."""
+    consumer = make_consumer(kafka, f"bench-{uuid.uuid4().hex[:8]}", **{"fetch.wait.max.ms": 5})
+    consumer.subscribe([topic], on_assign=lambda consumer, partitions: ready.set())
+    got: list[tuple[float, Prediction]] = []
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(seen) < len(wanted) and time.monotonic() < deadline:
+            message = consumer.poll(0.05)
+            if message is None or message.error() is not None:
+                continue
+            arrived = time.time()
+            prediction = decode(Prediction, message.value())
+            if prediction.event_id in wanted and prediction.event_id not in seen:
+                seen.add(prediction.event_id)
+                got.append((arrived, prediction))
+    finally:
+        consumer.close()
+    return got
+
+
+def latency(kafka: KafkaSettings, rate: float, seconds: float, logs: Path) -> dict[str, Any]:
+    """Publish vectors (and their labels) at ``rate``/s for ``seconds`` to a running service."""
+    prefix = new_prefix()
+    ensure_topics(kafka, prefix)
+    process = model_service(kafka, prefix, logs / "latency.log").start()
+    port = port_of(process)
+    producer = make_producer(kafka, **{"linger.ms": 0})
+    stream = VectorStream(prefix[2:-1], datetime.now(UTC), seed=12)
+    warmup = max(1, int(rate))
+    count = int(rate * seconds)
+    published: dict[str, float] = {}
+    clicked: dict[int, bool] = {}
+    result: list[list[tuple[float, Prediction]]] = []
+    load_before = load_average()
+    try:
+        # Warm-up: until the service has its partitions and has predicted on these vectors.
+        for index in range(warmup):
+            generated = stream.make(index, datetime.now(UTC))
+            produce(producer, f"{prefix}features", generated.key, generated.value)
+        producer.flush(30)
+        wait_for(port, "streamml_model_predictions_total", warmup, timeout=120)
+
+        wanted = {stream.event_id(warmup + n) for n in range(count)}
+        assigned = threading.Event()
+        reader = threading.Thread(target=lambda: result.append(read_predictions(
+            kafka, f"{prefix}predictions", wanted, seconds + 60, assigned)))
+        reader.start()
+        assigned.wait(30)
+        began = time.monotonic()
+        for n in range(count):
+            pause = began + n / rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            index = warmup + n
+            generated = stream.make(index, datetime.now(UTC))
+            clicked[index] = generated.clicked
+            published[generated.vector.event_id] = time.time()
+            produce(producer, f"{prefix}features", generated.key, generated.value)
+            if n >= LABEL_LAG:  # the label of the vector published LABEL_LAG ticks ago
+                earlier = index - LABEL_LAG
+                label = Label(event_id=stream.event_id(earlier), label_time=datetime.now(UTC),
+                              label=clicked.pop(earlier))
+                produce(producer, f"{prefix}labels", label.event_id.encode(), encode(label))
+            producer.poll(0)
+        producer.flush(30)
+        publish_seconds = time.monotonic() - began
+        reader.join()
+        time.sleep(1.5)
+        final = scrape(port)
+    finally:
+        process.stop()
+    load_after = load_average()
+    predictions = result[0] if result else []
+    inside = [(p.predicted_at - p.features_at).total_seconds() * 1000 for _, p in predictions]
+    visible = [(arrived - published[p.event_id]) * 1000 for arrived, p in predictions]
+    return {
+        "rate": rate, "seconds": seconds, "published": count,
+        "achieved_rate": count / publish_seconds if publish_seconds > 0 else float("nan"),
+        "predictions_read": len(predictions),
+        "service_p50_ms": percentile(inside, 0.5), "service_p99_ms": percentile(inside, 0.99),
+        "service_max_ms": max(inside, default=float("nan")),
+        "publish_to_visible_p50_ms": percentile(visible, 0.5),
+        "publish_to_visible_p99_ms": percentile(visible, 0.99),
+        "publish_to_visible_max_ms": max(visible, default=float("nan")),
+        "labels_learned": total(final, "streamml_model_labels_learned_total"),
+        "checkpoint_bytes": total(final, "streamml_model_checkpoint_bytes"),
+        "load_average_before": load_before, "load_average_after": load_after,
+    }
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000,
+                        help="vectors (and labels) pre-loaded for the throughput run")
+    parser.add_argument("--rate", type=float, default=500.0, help="vectors/s in the latency run")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="give up draining the throughput run after this many seconds")
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
+    parser.add_argument("--skip-latency", action="store_true")
+    args = parser.parse_args()
+    kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
+    logs = Path(tempfile.mkdtemp(prefix="bench-model-"))
+    t = throughput(kafka, args.events, logs, args.timeout)
+    lat = None if args.skip_latency else latency(kafka, args.rate, args.seconds, logs)
+    figures = {
+        "when": datetime.now(UTC).isoformat(),
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus, python {sys.version.split()[0]}",
+        "spec": SPEC, "throughput": t, "latency": lat,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
+    print(f"| model service alone ({SPEC}, 1 champion: logreg) | value |")
+    print("|---|---|")
+    print(f"| drain {t['events']} vectors + {t['labels']} labels: predictions/s | "
+          f"{t['predictions_per_second']:.0f} |")
+    print(f"| same run: learns/s | {t['learns_per_second']:.0f} |")
+    print(f"| checkpoint after the drain | {t['checkpoint_bytes'] / 1024:.0f} KiB |")
+    print(f"| load average before / after the drain | {t['load_average_before'][0]} / "
+          f"{t['load_average_after'][0]} |")
+    if lat is not None:
+        at = f"at {lat['rate']:.0f} vectors/s"
+        print(f"| feature vector -> prediction in the service {at}, p50 / p99 | "
+              f"{lat['service_p50_ms']:.2f} / {lat['service_p99_ms']:.2f} ms |")
+        print(f"| publish -> prediction visible (read_committed) {at}, p50 / p99 | "
+              f"{lat['publish_to_visible_p50_ms']:.0f} / {lat['publish_to_visible_p99_ms']:.0f}"
+              " ms |")
+        print(f"| predictions read / published | {lat['predictions_read']} / "
+              f"{lat['published']} |")
+        print(f"| checkpoint after the latency run | {lat['checkpoint_bytes'] / 1024:.0f} KiB |")
+    print("\npublish -> visible includes the wait for the checkpoint transaction "
+          "(commit_interval_seconds, 1 s by default) that makes a prediction readable.")
+    print(f"saved {RESULTS}; service logs in {logs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
