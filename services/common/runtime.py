@@ -59,6 +59,10 @@ def announce_ready(service: str, metrics_port: int) -> None:
     sys.stdout.flush()
 
 
+class StartupError(RuntimeError):
+    """A service cannot start as configured; the message says why and what to do."""
+
+
 def run_service(service: str, main: Callable[[], int]) -> int:
     """Run a service's ``main``; a bad setting, spec or unreachable broker is one clear line on
     stderr and exit code 2, not a traceback."""
@@ -69,6 +73,6 @@ def run_service(service: str, main: Callable[[], int]) -> int:
 
     try:
         return main()
-    except (ValidationError, SpecError, BrokerUnavailable) as error:
+    except (ValidationError, SpecError, BrokerUnavailable, StartupError) as error:
         sys.stderr.write(f"{service}: cannot start: {error}\n")
         return 2

@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from schemas.codec import decode, encode
 from schemas.snapshots import ModelSnapshot
 from services.common.kafka import make_consumer
+from services.common.runtime import StartupError
 from services.common.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 STATE_FORMAT = "1"
 
 
-class SnapshotIncompatible(RuntimeError):
+class SnapshotIncompatible(StartupError):
     """A snapshot was written by library versions this process cannot safely load."""
 
 
