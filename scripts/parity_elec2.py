@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import platform
 import subprocess
 import sys
@@ -56,6 +57,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -123,13 +125,17 @@ def read_elec2(path: Path, limit: int | None) -> list[Row]:
 # -- River in process -------------------------------------------------------------------------
 
 
+def river(module: str) -> Any:
+    """``river.<module>``, imported when first needed (River's annotations are partial)."""
+    return importlib.import_module(f"river.{module}")
+
+
 def river_model(name: str) -> Any:
     """A fresh estimator, built as the model service builds the spec's models."""
-    from river import linear_model, preprocessing, tree
-
     if name == CHAMPION:
-        return preprocessing.StandardScaler() | linear_model.LogisticRegression()
-    return tree.HoeffdingAdaptiveTreeClassifier(seed=SEED)
+        return (river("preprocessing").StandardScaler()
+                | river("linear_model").LogisticRegression())
+    return river("tree").HoeffdingAdaptiveTreeClassifier(seed=SEED)
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,7 @@ class RiverRun:
 
 def river_side(rows: list[Row], model: str, delay: int) -> RiverRun:
     """``progressive_val_score(delay=delay)``, and River's prediction for every event."""
-    from river import evaluate, metrics
+    evaluate, metrics = river("evaluate"), river("metrics")
 
     def dataset() -> Any:
         return ((dict(x), y) for x, y in rows)
@@ -222,7 +228,7 @@ def stream_side(kafka: KafkaSettings, rows: list[Row], label_delay: int, limit: 
             command += ["--limit", str(limit)]
         started = datetime.now(UTC)
         began = time.monotonic()
-        replay = subprocess.run(  # noqa: S603 - our own CLI, fixed argv
+        replay = subprocess.run(
             command, env=model.env, cwd=REPO, capture_output=True, text=True, timeout=timeout,
             check=False)
         run.replay_seconds = time.monotonic() - began
@@ -315,13 +321,11 @@ def order_check(run: StreamRun, rows: int, river_delay: int) -> dict[str, int]:
     return {"learned_too_early": early, "learned_too_late": late, "unchecked": unknown}
 
 
-def compare(river: RiverRun, outcomes: dict[str, Outcome], rows: list[Row]) -> dict[str, Any]:
+def compare(river_run: RiverRun, outcomes: dict[str, Outcome], rows: list[Row]) -> dict[str, Any]:
     """Streamed accuracies of one model and how its predictions compare with River's."""
-    from river import metrics
-
     got = [outcomes[event_id(i)] for i in range(len(rows)) if event_id(i) in outcomes]
     mean_correct = sum(bool(o.correct) for o in got) / len(got) if got else float("nan")
-    convention = metrics.Accuracy()
+    convention = river("metrics").Accuracy()
     for outcome in got:
         if outcome.prediction is not None:
             convention.update(outcome.label, outcome.prediction)
@@ -329,22 +333,22 @@ def compare(river: RiverRun, outcomes: dict[str, Outcome], rows: list[Row]) -> d
     first_difference: int | None = None
     wrong_labels = 0
     for i, (_, y) in enumerate(rows):
-        outcome = outcomes.get(event_id(i))
-        if outcome is None:
+        streamed = outcomes.get(event_id(i))
+        if streamed is None:
             continue
-        wrong_labels += outcome.label != y
-        if outcome.prediction == river.predictions[i]:
+        wrong_labels += streamed.label != y
+        if streamed.prediction == river_run.predictions[i]:
             same += 1
         elif first_difference is None:
             first_difference = i + 1
     return {
-        "river": river.accuracy, "river_seconds": river.seconds,
+        "river": river_run.accuracy, "river_seconds": river_run.seconds,
         "outcomes": len(got), "streamed": mean_correct,
         "streamed_river_convention": float(convention.get()),
         "no_prediction": sum(o.prediction is None for o in got),
-        "river_no_prediction": sum(p is None for p in river.predictions),
-        "diff_points": 100 * (mean_correct - river.accuracy),
-        "diff_points_river_convention": 100 * (float(convention.get()) - river.accuracy),
+        "river_no_prediction": sum(p is None for p in river_run.predictions),
+        "diff_points": 100 * (mean_correct - river_run.accuracy),
+        "diff_points_river_convention": 100 * (float(convention.get()) - river_run.accuracy),
         "same_predictions": same, "first_different_row": first_difference,
         "labels_differing_from_file": wrong_labels,
     }
@@ -366,7 +370,7 @@ def main() -> int:
     wait_for_broker(kafka, timeout=15)
     rows = read_elec2(DATA, args.limit)
     workdir = Path(tempfile.mkdtemp(prefix="parity-elec2-"))
-    import river
+    river_version = version("river")
 
     results: list[dict[str, Any]] = []
     for delay in delays:
@@ -394,11 +398,11 @@ def main() -> int:
     RESULTS.write_bytes(orjson.dumps({
         "when": datetime.now(UTC).isoformat(),
         "machine": f"{platform.machine()} python {sys.version.split()[0]}",
-        "river": river.__version__, "data": str(DATA.relative_to(REPO)), "rows": len(rows),
+        "river": river_version, "data": str(DATA.relative_to(REPO)), "rows": len(rows),
         "delay_mapping": "River delay=d <-> replay --label-delay max(d - 1, 0)",
         "tolerance_points": TOLERANCE_POINTS, "results": results,
     }, option=orjson.OPT_INDENT_2))
-    print(f"Elec2, {len(rows)} rows; River {river.__version__}; accuracy in %, "
+    print(f"Elec2, {len(rows)} rows; River {river_version}; accuracy in %, "
           "differences in points (streamed - River)\n")
     print("| model | River delay d | replay --label-delay | River progressive_val_score | "
           "streamed (mean correct) | diff | streamed, River's convention | diff | "
