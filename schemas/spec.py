@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from schemas.named_files import builtin_names, find_named_file
+
 BUILTIN_DIR = Path(__file__).parent / "specs"
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
@@ -267,20 +269,17 @@ class SpecError(ValueError):
 
 def builtin_specs() -> list[str]:
     """Names of the specs shipped with streamml."""
-    return sorted(path.stem for path in BUILTIN_DIR.glob("*.toml"))
+    return builtin_names(BUILTIN_DIR)
 
 
 def resolve_spec_path(name_or_path: str) -> Path:
     """A built-in spec's file, or ``name_or_path`` itself when it is a file."""
-    builtin = BUILTIN_DIR / f"{name_or_path}.toml"
-    if builtin.exists():
-        return builtin
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    raise SpecError(
-        f"no spec '{name_or_path}': not a file, and the built-in specs are {builtin_specs()}"
-    )
+    path = find_named_file(name_or_path, BUILTIN_DIR)
+    if path is None:
+        raise SpecError(
+            f"no spec '{name_or_path}': not a file, and the built-in specs are {builtin_specs()}"
+        )
+    return path
 
 
 def load_spec(name_or_path: str) -> PipelineSpec:

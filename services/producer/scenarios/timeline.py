@@ -47,6 +47,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from schemas.named_files import builtin_names, find_named_file
 from schemas.truth import Mixing, PhaseKind, Transition
 from services.producer.scenarios.world import Concept, Device, InputMix, World
 
@@ -212,19 +213,16 @@ class Timeline(_Closed):
 
 def builtin_timelines() -> list[str]:
     """Names of the timelines shipped with streamml."""
-    return sorted(path.stem for path in BUILTIN_DIR.glob("*.toml"))
+    return builtin_names(BUILTIN_DIR)
 
 
 def resolve_timeline_path(name_or_path: str) -> Path:
     """A built-in timeline's file, or ``name_or_path`` itself when it is a file."""
-    builtin = BUILTIN_DIR / f"{name_or_path}.toml"
-    if builtin.is_file():
-        return builtin
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    raise TimelineError(f"no timeline '{name_or_path}': not a file, and the built-in timelines "
-                        f"are {builtin_timelines()}")
+    path = find_named_file(name_or_path, BUILTIN_DIR)
+    if path is None:
+        raise TimelineError(f"no timeline '{name_or_path}': not a file, and the built-in "
+                            f"timelines are {builtin_timelines()}")
+    return path
 
 
 def load_timeline(name_or_path: str) -> Timeline:
