@@ -22,9 +22,8 @@ import platform
 import time
 import uuid
 import zlib
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
@@ -119,6 +118,20 @@ def read_latest_snapshot(kafka: KafkaSettings, topic: str, key: str) -> ModelSna
         consumer.close()
 
 
+class Checkpointable(Protocol):
+    """What a checkpoint covers: the model handler."""
+
+    labels_learned: int
+    revision: int
+    """Bumped on every change of state or output; unchanged means nothing to checkpoint."""
+
+    def state(self) -> dict[str, Any]: ...
+
+    def champion(self) -> tuple[str, int]:
+        """The serving model's name and version."""
+        ...
+
+
 class TransactionalCheckpointer:
     """A :class:`~services.common.consumer_loop.Committer` that checkpoints the model state.
 
@@ -132,10 +145,7 @@ class TransactionalCheckpointer:
         consumer: Consumer,
         snapshot_topic: str,
         key: str,
-        model_name: Callable[[], tuple[str, int]],
-        state: Callable[[], dict[str, Any]],
-        labels_learned: Callable[[], int],
-        revision: Callable[[], int],
+        source: Checkpointable,
         interval: float = 1.0,
         every_labels: int = 10_000,
     ) -> None:
@@ -143,16 +153,13 @@ class TransactionalCheckpointer:
         self._consumer = consumer
         self._topic = snapshot_topic
         self._key = key
-        self._model_name = model_name
-        self._state = state
-        self._labels_learned = labels_learned
-        self._revision = revision
-        self._committed_revision = revision()
+        self._source = source
+        self._committed_revision = source.revision
         self._interval = interval
         self._every_labels = every_labels
         self._dirty = False
         self._last = time.monotonic()
-        self._labels_at_last = labels_learned()
+        self._labels_at_last = source.labels_learned
         self.checkpoints = 0
         self.last_size = 0
 
@@ -164,12 +171,12 @@ class TransactionalCheckpointer:
         self._dirty = True
 
     def _changed(self) -> bool:
-        return self._dirty or self._revision() != self._committed_revision
+        return self._dirty or self._source.revision != self._committed_revision
 
     def due(self) -> bool:
         return self._changed() and (
             time.monotonic() - self._last >= self._interval
-            or self._labels_learned() - self._labels_at_last >= self._every_labels
+            or self._source.labels_learned - self._labels_at_last >= self._every_labels
         )
 
     def commit(self) -> None:
@@ -182,15 +189,15 @@ class TransactionalCheckpointer:
         self._last = time.monotonic()
         if not self._changed():
             return
-        revision = self._revision()
+        revision = self._source.revision
         assignment = self._consumer.assignment()
         positions = [tp for tp in self._consumer.position(assignment) if tp.offset >= 0]
-        name, version = self._model_name()
+        name, version = self._source.champion()
         snapshot = ModelSnapshot(
             model=name, model_version=version, created_at=datetime.now(UTC),
             library_versions=library_versions(),
             offsets={f"{tp.topic}:{tp.partition}": tp.offset for tp in positions},
-            labels_learned=self._labels_learned(), state=dump_state(self._state()),
+            labels_learned=self._source.labels_learned, state=dump_state(self._source.state()),
         )
         value = encode(snapshot)
         self._producer.produce(self._topic, key=self._key.encode(), value=value)

@@ -145,6 +145,10 @@ class ModelHandler:
 
     # -- state for checkpoints -------------------------------------------------------------
 
+    def champion(self) -> tuple[str, int]:
+        """The serving model's name and version."""
+        return self.learner.champion.name, self.learner.champion.version
+
     def state(self) -> dict[str, object]:
         """Everything needed to continue exactly where this handler is (picklable)."""
         return {

@@ -49,14 +49,9 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
                  snapshot.model, snapshot.model_version, snapshot.labels_learned,
                  snapshot.offsets)
 
-    def champion() -> tuple[str, int]:
-        model = learner.models[0]
-        return model.name, model.version
-
     checkpointer = TransactionalCheckpointer(
         plumbing.producer, plumbing.consumer, settings.topic("model-snapshots"), learner_id,
-        champion, handler.state, lambda: handler.labels_learned, lambda: handler.revision,
-        interval=settings.model.commit_interval_seconds,
+        handler, interval=settings.model.commit_interval_seconds,
         every_labels=settings.model.checkpoint_every_labels,
     )
     checkpointer.begin()
