@@ -1,1 +1,1 @@
-"""The drift service: watches outcomes (and later features) and publishes ``drift-alerts``."""
+"""The drift service: watches ``features`` and ``outcomes`` and publishes ``drift-alerts``."""

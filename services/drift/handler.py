@@ -1,4 +1,18 @@
-"""The drift service's processing of one outcome: update the model's monitor, alert on drift."""
+"""The drift service's processing of one message: update the monitors, alert on drift.
+
+By topic:
+
+* ``features`` (:class:`~schemas.features.FeatureVector`): the covariate monitors, one per
+  watched feature (``covariate.py``).
+* ``outcomes`` (:class:`~schemas.predictions.Outcome`): concept drift on every model's error
+  stream (``detectors.py``, classification only), label shift and prediction drift on the
+  champion's outcomes (``outcomes.py``).
+
+Each detection becomes one :class:`~schemas.alerts.DriftAlert` on the alerts topic, keyed by its
+target; ``stream_position`` is the number of observations the firing monitor had seen and
+``event_time`` the event time of the last one. A message that does not decode raises
+:class:`~services.common.dead_letters.DeadLetter`; messages of other topics are ignored.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +22,18 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from confluent_kafka import Message
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from schemas.alerts import DriftAlert
+from schemas.alerts import DriftAlert, DriftKind
 from schemas.codec import ContractError, decode, encode
+from schemas.features import FeatureVector
 from schemas.predictions import Outcome
-from schemas.spec import DetectorSpec
+from schemas.spec import PipelineSpec
 from services.common.dead_letters import DeadLetter
+from services.drift.covariate import CovariateMonitor
 from services.drift.detectors import ErrorStreamMonitor
+from services.drift.outcomes import OutcomeShifts
+from services.drift.windows import Signal
 
 
 class _Producer(Protocol):
@@ -23,7 +41,11 @@ class _Producer(Protocol):
 
 
 class DriftMetrics:
-    """Alerts raised by this service."""
+    """Alerts raised, observations fed and the latest shift statistics of this service.
+
+    Labels stay bounded: kinds and detectors are fixed sets, targets are feature names from the
+    spec, ``label_rate``/``label`` and ``score`` (model names are left out).
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.alerts = Counter(
@@ -34,50 +56,112 @@ class DriftMetrics:
             "streamml_drift_observations_total", "Observations fed to detectors, by kind.",
             ["kind"], registry=registry,
         ).labels
+        self.statistic = Gauge(
+            "streamml_drift_statistic",
+            "The latest statistic of each shift check (covariate, label, prediction), by target.",
+            ["kind", "detector", "target"], registry=registry,
+        ).labels
+        self.threshold = Gauge(
+            "streamml_drift_threshold", "The threshold each shift statistic is compared with.",
+            ["kind", "detector", "target"], registry=registry,
+        ).labels
 
 
 class DriftHandler:
-    """Concept drift: one error-stream monitor per (champion or challenger) model."""
+    """Every drift monitor of one pipeline spec, fed from the features and outcomes topics."""
 
     def __init__(
         self,
-        concept: DetectorSpec,
+        spec: PipelineSpec,
         producer: _Producer,
         alerts_topic: str,
         metrics: DriftMetrics,
+        *,
+        features_topic: str = "features",
+        outcomes_topic: str = "outcomes",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._concept = concept
+        self._concept = spec.drift.concept
         self._producer = producer
         self._alerts_topic = alerts_topic
+        self._features_topic = features_topic
+        self._outcomes_topic = outcomes_topic
         self._metrics = metrics
         self._clock = clock
-        self.monitors: dict[str, ErrorStreamMonitor] = {}
+        self.covariate = CovariateMonitor(spec)
+        self.shifts = OutcomeShifts(spec)
+        self.concept_monitors: dict[str, ErrorStreamMonitor] = {}
+        """Concept-drift monitors by model (champion and challengers)."""
 
     def handle(self, message: Message) -> None:
-        """Feed one outcome's error to its model's monitor."""
+        """Dispatch one consumed message by topic."""
+        topic = message.topic()
         try:
-            outcome = decode(Outcome, message.value())
+            if topic == self._features_topic:
+                self._on_features(decode(FeatureVector, message.value()))
+            elif topic == self._outcomes_topic:
+                self._on_outcome(decode(Outcome, message.value()))
         except ContractError as error:
             raise DeadLetter.from_contract_error(error) from error
-        if outcome.correct is None:
-            return
-        monitor = self.monitors.get(outcome.model)
-        if monitor is None:
-            monitor = self.monitors[outcome.model] = ErrorStreamMonitor(self._concept)
-        self._metrics.observations(kind="concept").inc()
-        detection = monitor.update(0.0 if outcome.correct else 1.0)
-        if detection is None:
-            return
-        alert = DriftAlert(
-            alert_id=str(uuid.uuid4()), kind="concept", detector=self._concept.detector,
-            target=f"error:{outcome.model}", model=outcome.model,
-            statistic=detection.statistic, threshold=detection.threshold,
-            stream_position=detection.position, event_time=outcome.event_time,
-            detected_at=self._clock(),
-        )
-        self._producer.produce(self._alerts_topic, value=encode(alert), key=alert.target.encode())
-        self._metrics.alerts(kind="concept", detector=self._concept.detector).inc()
 
     def on_idle(self) -> None:
         """Nothing to do on time alone."""
+
+    def positions(self) -> dict[str, object]:
+        """Observations seen by each monitor family (for the health endpoint)."""
+        return {
+            "covariate": self.covariate.position,
+            "label": None if self.shifts.label is None else self.shifts.label.position,
+            "prediction": {model: w.position for model, w in self.shifts.predictions.items()},
+            "concept": {model: m.position for model, m in self.concept_monitors.items()},
+        }
+
+    def _on_features(self, vector: FeatureVector) -> None:
+        if not self.covariate.windows:
+            return
+        self._metrics.observations(kind="covariate").inc()
+        for signal in self.covariate.update(vector.features):
+            self._publish(signal, vector.event_time)
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        observed, signals = self.shifts.update(outcome)
+        for kind in observed:
+            self._metrics.observations(kind=kind).inc()
+        for signal in signals:
+            self._publish(signal, outcome.event_time)
+        if outcome.correct is not None:
+            self._on_error(outcome, 0.0 if outcome.correct else 1.0)
+
+    def _on_error(self, outcome: Outcome, error: float) -> None:
+        monitor = self.concept_monitors.get(outcome.model)
+        if monitor is None:
+            monitor = self.concept_monitors[outcome.model] = ErrorStreamMonitor(self._concept)
+        self._metrics.observations(kind="concept").inc()
+        detection = monitor.update(error)
+        if detection is not None:
+            self._alert("concept", self._concept.detector, f"error:{outcome.model}",
+                        outcome.model, detection.statistic, detection.threshold,
+                        detection.position, outcome.event_time)
+
+    def _publish(self, signal: Signal, event_time: datetime) -> None:
+        for finding in signal.check.findings:
+            labels = {"kind": signal.kind, "detector": finding.detector,
+                      "target": signal.metric_target}
+            self._metrics.statistic(**labels).set(finding.statistic)
+            self._metrics.threshold(**labels).set(finding.threshold)
+        alert = signal.check.alert
+        if alert is not None:
+            self._alert(signal.kind, alert.detector, signal.target, signal.model,
+                        alert.statistic, alert.threshold, signal.check.position, event_time)
+
+    def _alert(
+        self, kind: DriftKind, detector: str, target: str, model: str | None,
+        statistic: float, threshold: float, position: int, event_time: datetime,
+    ) -> None:
+        alert = DriftAlert(
+            alert_id=str(uuid.uuid4()), kind=kind, detector=detector, target=target,
+            model=model, statistic=statistic, threshold=threshold, stream_position=position,
+            event_time=event_time, detected_at=self._clock(),
+        )
+        self._producer.produce(self._alerts_topic, value=encode(alert), key=target.encode())
+        self._metrics.alerts(kind=kind, detector=detector).inc()

@@ -1,4 +1,4 @@
-"""Wiring of the drift service: settings -> clients -> detectors -> consumer loop."""
+"""Wiring of the drift service: settings -> spec -> clients -> monitors -> consumer loop."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from schemas.spec import load_spec
 from services.common.consumer_service import connect, serve
 from services.common.runtime import StopSignal, configure_logging
 from services.common.settings import Settings
+from services.drift.covariate import watched_features
 from services.drift.handler import DriftHandler, DriftMetrics
 
 log = logging.getLogger(__name__)
@@ -23,16 +24,20 @@ class DriftSettings(Settings):
 
 
 def run(settings: DriftSettings, stop: StopSignal) -> int:
-    """Watch outcomes for concept drift until stopped; return the messages processed."""
+    """Watch features (covariate shift) and outcomes (label shift, prediction and concept drift)
+    until stopped; return the messages processed."""
     spec = load_spec(settings.spec)
-    plumbing = connect(SERVICE, settings, ["outcomes"])
+    watched_features(spec)  # a bad feature list fails here, before waiting for the broker
+    plumbing = connect(SERVICE, settings, ["features", "outcomes"])
     handler = DriftHandler(
-        spec.drift.concept, plumbing.producer, settings.topic("drift-alerts"),
-        DriftMetrics(plumbing.registry),
+        spec, plumbing.producer, settings.topic("drift-alerts"), DriftMetrics(plumbing.registry),
+        features_topic=settings.topic("features"), outcomes_topic=settings.topic("outcomes"),
     )
+    log.info("watching features %s, label %s, predictions %s, concept detector %s",
+             sorted(handler.covariate.features), spec.drift.label.enabled,
+             spec.drift.prediction.enabled, spec.drift.concept.detector)
     return serve(plumbing, handler, stop, details=lambda: {
-        "spec": spec.name,
-        "monitors": {model: monitor.position for model, monitor in handler.monitors.items()},
+        "spec": spec.name, "monitors": handler.positions(),
     })
 
 

@@ -1,17 +1,19 @@
-"""The drift handler: outcomes in, concept-drift alerts out."""
+"""The drift handler: features and outcomes in, drift alerts of every kind out."""
 
 from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from schemas.alerts import DriftAlert
 from schemas.codec import decode, encode
+from schemas.features import FeatureVector
 from schemas.predictions import Outcome
-from schemas.spec import DetectorSpec
+from schemas.spec import DetectorSpec, PipelineSpec
 from services.common.dead_letters import DeadLetter
 from services.drift.handler import DriftHandler, DriftMetrics
 from tests.unit.fakes import FakeProducer, ManualClock, message
@@ -28,10 +30,21 @@ def outcome(n: int, model: str, correct: bool | None) -> bytes:
     ))
 
 
-def build() -> tuple[DriftHandler, FakeProducer, CollectorRegistry]:
+def pipeline(**drift: Any) -> PipelineSpec:
+    return PipelineSpec.model_validate({
+        "name": "shop", "entity_keys": ["user"],
+        "fields": {"x": {"type": "float"}, "device": {"type": "categorical"}},
+        "label": {"type": "binary", "feedback_window_seconds": 30},
+        "models": {"champion": {"name": "logreg",
+                                "estimator": "linear_model.LogisticRegression"}},
+        "drift": {"concept": DetectorSpec(detector="ADWIN", params={"delta": 0.002}), **drift},
+    })
+
+
+def build(**drift: Any) -> tuple[DriftHandler, FakeProducer, CollectorRegistry]:
     producer, registry = FakeProducer(), CollectorRegistry()
-    handler = DriftHandler(DetectorSpec(detector="ADWIN", params={"delta": 0.002}), producer,
-                           "drift-alerts", DriftMetrics(registry), clock=ManualClock(DETECTED_AT))
+    handler = DriftHandler(pipeline(**drift), producer, "drift-alerts", DriftMetrics(registry),
+                           clock=ManualClock(DETECTED_AT))
     return handler, producer, registry
 
 
@@ -77,15 +90,15 @@ def test_each_model_has_its_own_monitor() -> None:
     run(handler, "drifting", [(0.1, 2000), (0.7, 400)], seed=3)
     alerts = [decode(DriftAlert, record.value) for record in producer.on("drift-alerts")]
     assert {alert.model for alert in alerts} == {"drifting"}
-    assert set(handler.monitors) == {"steady", "drifting"}
-    assert handler.monitors["steady"].position == 1500
+    assert set(handler.concept_monitors) == {"steady", "drifting"}
+    assert handler.concept_monitors["steady"].position == 1500
 
 
 def test_regression_outcomes_without_correctness_are_skipped() -> None:
     handler, producer, registry = build()
     for n in range(100):
         handler.handle(message("outcomes", outcome(n, "linreg", None)))
-    assert handler.monitors == {}
+    assert handler.concept_monitors == {}
     assert producer.records == []
     assert registry.get_sample_value(
         "streamml_drift_observations_total", {"kind": "concept"}) is None
@@ -98,3 +111,117 @@ def test_undecodable_outcomes_are_dead_lettered(raw: bytes, code: str) -> None:
     with pytest.raises(DeadLetter) as raised:
         handler.handle(message("outcomes", raw))
     assert raised.value.reason_code == code
+
+
+def features(n: int, x: float | None, device: str = "mobile") -> bytes:
+    return encode(FeatureVector(
+        event_id=f"e-{n}", event_time=T0 + timedelta(seconds=n), entity={"user": "u1"},
+        features={"x": x, "device": device}, ingested_at=T0 + timedelta(seconds=n),
+        computed_at=T0 + timedelta(seconds=n),
+    ))
+
+
+def champion_outcome(n: int, label: bool, score: float, correct: bool) -> bytes:
+    return encode(Outcome(
+        event_id=f"e-{n}", model="logreg", model_version=1, prediction=score >= 0.5,
+        score=score, label=label, correct=correct, label_delay_seconds=1.0,
+        event_time=T0 + timedelta(seconds=n), learned_at=T0 + timedelta(seconds=n + 1),
+    ))
+
+
+def published(producer: FakeProducer) -> list[DriftAlert]:
+    return [decode(DriftAlert, record.value) for record in producer.on("drift-alerts")
+            if record.value is not None]
+
+
+def test_a_feature_shift_becomes_one_covariate_alert_with_the_feature_as_target() -> None:
+    handler, producer, registry = build()
+    rng = random.Random(4)
+    for n in range(1, 6001):
+        x = rng.gauss(1.0 if n > 3000 else 0.0, 1.0)
+        handler.handle(message("features", features(n, x)))
+    [alert] = published(producer)
+    assert (alert.kind, alert.detector, alert.target, alert.model) == (
+        "covariate", "PSI", "feature:x", None)
+    assert alert.statistic > alert.threshold == 0.2
+    assert 3000 < alert.stream_position <= 3500
+    assert alert.event_time == T0 + timedelta(seconds=alert.stream_position)
+    assert alert.detected_at == DETECTED_AT
+    assert producer.on("drift-alerts")[0].key == b"feature:x"
+    assert registry.get_sample_value(
+        "streamml_drift_alerts_raised_total", {"kind": "covariate", "detector": "PSI"}) == 1.0
+    assert registry.get_sample_value(
+        "streamml_drift_observations_total", {"kind": "covariate"}) == 6000.0
+    labels = {"kind": "covariate", "detector": "PSI", "target": "feature:x"}
+    latest = registry.get_sample_value("streamml_drift_statistic", labels)
+    assert latest is not None
+    assert 0.0 <= latest < 0.2  # re-based on the new regime
+    assert registry.get_sample_value("streamml_drift_threshold", labels) == 0.2
+    assert registry.get_sample_value("streamml_drift_statistic", {
+        "kind": "covariate", "detector": "missing_rate", "target": "feature:device"}) == 0.0
+
+
+def test_a_vanishing_feature_and_a_new_category_are_schema_alerts() -> None:
+    handler, producer, _ = build()
+    rng = random.Random(5)
+    for n in range(1, 4001):
+        x = None if n > 3000 else rng.gauss(0.0, 1.0)
+        device = "watch" if n > 3000 and rng.random() < 0.2 else rng.choice(["mobile", "tablet"])
+        handler.handle(message("features", features(n, x, device)))
+    found = {(a.target, a.detector) for a in published(producer)}
+    assert found == {("feature:x", "missing_rate"), ("feature:device", "new_category")}
+
+
+def test_outcomes_feed_label_prediction_and_concept_monitors_of_the_champion() -> None:
+    handler, producer, registry = build()
+    rng = random.Random(6)
+    for n in range(1, 8001):
+        changed = n > 3000
+        label = rng.random() < (0.5 if changed else 0.3)
+        score = rng.betavariate(3, 4) if changed else rng.betavariate(2, 5)
+        correct = rng.random() >= (0.6 if changed else 0.1)
+        handler.handle(message("outcomes", champion_outcome(n, label, score, correct)))
+    alerts = {alert.kind: alert for alert in published(producer)}
+    assert set(alerts) == {"label", "prediction", "concept"}
+    assert len(published(producer)) == 3
+    assert (alerts["label"].target, alerts["label"].detector) == ("label_rate", "rate_difference")
+    assert (alerts["prediction"].target, alerts["prediction"].model) == ("score:logreg", "logreg")
+    assert alerts["concept"].target == "error:logreg"
+    for alert in alerts.values():
+        assert 3000 < alert.stream_position <= 4000
+        assert alert.event_time == T0 + timedelta(seconds=alert.stream_position)
+    for kind in ("label", "prediction", "concept"):
+        assert registry.get_sample_value(
+            "streamml_drift_observations_total", {"kind": kind}) == 8000.0
+    assert registry.get_sample_value("streamml_drift_statistic", {
+        "kind": "prediction", "detector": "PSI", "target": "score"}) is not None
+    assert handler.positions()["label"] == 8000
+
+
+def test_topics_are_matched_by_their_full_names_and_others_ignored() -> None:
+    producer, registry = FakeProducer(), CollectorRegistry()
+    handler = DriftHandler(pipeline(), producer, "dev.drift-alerts", DriftMetrics(registry),
+                           features_topic="dev.features", outcomes_topic="dev.outcomes")
+    handler.handle(message("dev.features", features(1, 0.5)))
+    handler.handle(message("features", b"not even json"))  # another deployment's topic
+    handler.handle(message("dev.outcomes", champion_outcome(1, True, 0.5, True)))
+    assert handler.covariate.position == 1
+    assert handler.positions()["concept"] == {"logreg": 1}
+
+
+def test_disabled_covariate_monitoring_reads_no_features() -> None:
+    handler, _, registry = build(covariate={"enabled": False})
+    handler.handle(message("features", features(1, 0.5)))
+    assert handler.covariate.windows == {}
+    assert registry.get_sample_value(
+        "streamml_drift_observations_total", {"kind": "covariate"}) is None
+
+
+@pytest.mark.parametrize(("raw", "code"), [(b"{", "malformed_json"),
+                                           (b'{"event_id": "e"}', "schema_invalid")])
+def test_undecodable_feature_vectors_are_dead_lettered(raw: bytes, code: str) -> None:
+    handler, producer, _ = build()
+    with pytest.raises(DeadLetter) as raised:
+        handler.handle(message("features", raw))
+    assert raised.value.reason_code == code
+    assert producer.records == []
