@@ -40,7 +40,8 @@ class Outcome(Contract):
 
     ``timed_out`` is true when no label arrived inside the window and ``label`` then follows the
     spec's timeout policy. ``label_delay_seconds`` is ``label_time - event_time`` (the window length
-    on a timeout). ``correct`` is set for classification.
+    on a timeout). ``correct`` is set for classification when the model made a prediction (a model
+    that has learned nothing yet may not); it is None otherwise, and such outcomes are not judged.
     """
 
     schema_version: Literal[1] = 1

@@ -43,6 +43,7 @@ class Plumbing:
 def connect(
     service: str, settings: Settings, inputs: list[TopicName],
     transactional_id: str | None = None,
+    **producer_overrides: str | int,
 ) -> Plumbing:
     """Wait for the cluster, then build the producer, consumer and dead-letter publisher.
 
@@ -53,9 +54,9 @@ def connect(
     registry = CollectorRegistry()
     loop_metrics = LoopMetrics(registry, service)
     names = {settings.topic(name): name for name in inputs}
-    producer = make_producer(settings.kafka, **(
-        {"transactional.id": transactional_id} if transactional_id else {}
-    ))
+    if transactional_id:
+        producer_overrides["transactional.id"] = transactional_id
+    producer = make_producer(settings.kafka, **producer_overrides)
     consumer = make_consumer(
         settings.kafka, settings.group(service), **{
             "statistics.interval.ms": 5000,

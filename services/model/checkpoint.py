@@ -210,6 +210,7 @@ class TransactionalCheckpointer:
         self._dirty = False
         self._committed_revision = revision
         self._labels_at_last = snapshot.labels_learned
+        self._last = time.monotonic()  # the interval runs from the end of a slow commit too
         self.checkpoints += 1
         self.last_size = len(value)
         log.debug("checkpoint %d: %d bytes, %d labels learned", self.checkpoints,

@@ -5,9 +5,9 @@ the moment it arrives. A label is learned on the exact input the models predicte
 *features* stream has passed the label's time: before the first vector whose ``event_time`` is
 later than the label's ``label_time`` is predicted. Feedback windows close the same way, at their
 deadline (``event_time + window``). So the order of learning is fixed by timestamps, not by how
-the ``features`` and ``labels`` topics happen to interleave on arrival: a replay with label delay
-*d* learns exactly as River's ``progressive_val_score(delay=d)`` does, and a restored checkpoint
-replays to the same models.
+the ``features`` and ``labels`` topics happen to interleave on arrival: a replay whose label *j*
+follows event *j + N* (``streamml replay --label-delay N``) learns exactly as River's
+``progressive_val_score(delay=N + 1)`` does, and a restored checkpoint replays to the same models.
 
 When no feature vector has arrived for ``label_hold_seconds``, stream time is the newest time
 seen advanced by wall-clock time, so a quiet stream still learns its last labels and closes its
@@ -328,7 +328,9 @@ class ModelHandler:
                 role="champion" if model == champion else "challenger",
                 prediction=prediction,
                 score=score, label=y,
-                correct=None if self.learner.label.type == "regression" else prediction == y,
+                # No prediction (a model that has learned nothing yet) is not judged, as in River.
+                correct=None if self.learner.label.type == "regression" or prediction is None
+                else prediction == y,
                 timed_out=timed_out, label_delay_seconds=delay, event_time=entry.event_time,
                 learned_at=learned_at,
             )

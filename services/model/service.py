@@ -19,6 +19,7 @@ from services.model.settings import ModelSettings
 
 log = logging.getLogger(__name__)
 SERVICE = "model"
+SNAPSHOT_MAX_BYTES = 64 * 1024 * 1024
 
 
 def run(settings: ModelSettings, stop: StopSignal) -> int:
@@ -29,8 +30,11 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
     spec = load_spec(settings.spec)
     learner = Learner(spec.models, spec.label)
     learner_id = settings.group(SERVICE)
-    plumbing = connect(SERVICE, settings, ["features", "labels", "drift-alerts"],
-                       transactional_id=learner_id)
+    plumbing = connect(
+        SERVICE, settings, ["features", "labels", "drift-alerts"], transactional_id=learner_id,
+        # Checkpoints can be far larger than the 1 MB default (model-snapshots allows 64 MB).
+        **{"message.max.bytes": SNAPSHOT_MAX_BYTES},
+    )
     plumbing.producer.init_transactions(60)
     topics = ModelTopics(
         features=settings.topic("features"), labels=settings.topic("labels"),
