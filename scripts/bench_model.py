@@ -6,18 +6,22 @@ features service keys them) and labels (keyed by ``event_id``) are published str
 Event times are 1 ms apart; the label of event *j* is stamped just after event *j + 10*, so labels
 are learned in the stream, ten events behind the predictions.
 
-1. Throughput: N vectors and their N labels are published *before* the service starts; then one
-   ``python -m services.model`` drains them. Predictions/s and learns/s come from the service's
-   own counters (``streamml_model_predictions_total``, ``streamml_model_labels_learned_total``),
-   scraped from its ``/metrics`` every 0.2 s: the count gained between the first scrape that saw
-   work and the scrape that saw the last of it, divided by the time between the two. Every model
-   of the spec (``clicks``: champion ``logreg`` and challenger ``tree``) predicts on every vector
-   and learns every label; only the champion's prediction is published and counted, and a label
-   counts once (the most labels any one model learned). (Outputs
-   become visible to ``read_committed`` readers only in checkpoint transactions, so counting them
-   on the output topics would measure the commit interval as much as the service.) The last ten
-   labels are stamped after the last vector: they are learned only once the stream has been quiet
-   for ``label_hold_seconds``, so they are not waited for.
+1. Throughput, twice: (a) N vectors and their N labels are published *before* the service
+   starts, then one ``python -m services.model`` drains them (a backlog, as after downtime);
+   (b) the same while the service runs, never more than ``--ahead`` vectors beyond its
+   predictions (a saturated live stream). Predictions/s and learns/s come from the service's own
+   counters (``streamml_model_predictions_total``, ``streamml_model_labels_learned_total``),
+   scraped from its ``/metrics`` every ~0.25 s: the count gained between the first scrape that
+   saw a prediction and the scrape at which the count stopped growing, divided by the time
+   between the two. Every model of the spec (``clicks``: champion ``logreg`` and challenger
+   ``tree``) predicts on every vector and learns every label; only the champion's prediction is
+   published and counted, and a label counts once (the most labels any one model learned).
+   Outputs become visible to ``read_committed`` readers only in checkpoint transactions, so
+   counting them on the output topics would measure the commit interval as much as the service.
+   The labels stamped after the newest vector the service has stepped to are learned only once
+   the stream has been quiet for ``label_hold_seconds`` (30 s); they are not waited for. Also
+   reported: checkpoints per second and messages processed per checkpoint (``/health``), the
+   largest checkpoint, label anomalies and dead letters.
 2. Latency at a steady rate: with the service running (and warmed up: its partitions assigned),
    vectors are published at R/s for S seconds (with their labels, so it learns as it goes). For
    each prediction read back from ``<prefix>predictions``:
@@ -30,11 +34,13 @@ are learned in the stream, ten events behind the predictions.
      ``commit_interval_seconds`` (1 s by default): expect roughly half of it at p50 and all of it
      at p99.
 
-The size of the last checkpoint (``streamml_model_checkpoint_bytes``) is reported for both runs.
+The size of the last checkpoint (``streamml_model_checkpoint_bytes``) is reported for every run.
+If the service dies, the table says so with the last error of its log. ``--kafka-extra`` passes
+extra librdkafka settings to the service (``STREAMML_KAFKA__EXTRA``).
 Prints a Markdown table and writes JSON to ``bench/results/model.json``.
 
-Run: ``.venv/bin/python scripts/bench_model.py [--events 50000] [--rate 500] [--seconds 20]``
-(needs the local broker: ``.venv/bin/streamml kafka start``).
+Run: ``.venv/bin/python scripts/bench_model.py [--events 50000] [--ahead 5000] [--rate 500]
+[--seconds 20]`` (needs the local broker: ``.venv/bin/streamml kafka start``).
 """
 
 from __future__ import annotations
@@ -179,12 +185,40 @@ def new_prefix() -> str:
 
 def model_service(kafka: KafkaSettings, prefix: str, log: Path,
                   extra: dict[str, str] | None = None) -> ServiceProcess:
-    """``python -m services.model`` on the ``clicks`` spec under ``prefix`` (not started)."""
+    """``python -m services.model`` on the ``clicks`` spec under ``prefix`` (not started);
+    ``extra`` adds environment variables (``STREAMML_MODEL__*``, ``STREAMML_KAFKA__EXTRA``)."""
     return ServiceProcess("services.model", {
         "STREAMML_TOPIC_PREFIX": prefix,
         "STREAMML_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "STREAMML_SPEC": SPEC, "STREAMML_LOG_LEVEL": "WARNING", **(extra or {}),
     }, log)
+
+
+def service_pid(process: ServiceProcess) -> int | None:
+    """The pid of the running service, or None once it has exited."""
+    child = process._process  # read-only peek: ServiceProcess keeps its Popen private
+    if child is None or child.poll() is not None:
+        return None
+    return child.pid
+
+
+def exited(process: ServiceProcess, within: float = 10.0) -> bool:
+    """Whether the service exits within ``within`` seconds (after its metrics stopped)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if service_pid(process) is None:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def failure(process: ServiceProcess) -> str:
+    """The last error line of a service that exited on its own (its exit code otherwise)."""
+    child = process._process
+    code = None if child is None else child.poll()
+    lines = process.log.read_text(errors="replace").splitlines() if process.log.exists() else []
+    errors = [line for line in lines if "Error" in line or "Exception" in line]
+    return f"exit code {code}: {errors[-1] if errors else '(no error in the log)'}"
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -231,10 +265,35 @@ def labels_learned(samples: dict[str, float], **labels: str) -> float:
                default=0.0)
 
 
+def health(port: int) -> dict[str, Any]:
+    """The service's ``/health`` details (``checkpoints``, ``pending``, ...)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+        document: dict[str, Any] = orjson.loads(response.read())
+    details = document.get("details", document)
+    return details if isinstance(details, dict) else {}
+
+
 def port_of(process: ServiceProcess) -> int:
     if process.metrics_port is None:
         raise RuntimeError("the service announced no metrics port")
     return process.metrics_port
+
+
+def plateau(series: list[dict[str, float]], field: str) -> dict[str, float]:
+    """The first row at which ``field`` reached its final value."""
+    final = series[-1][field]
+    return next(row for row in series if row[field] >= final)
+
+
+def per_second(first: dict[str, float], last: dict[str, float], field: str) -> float:
+    """Growth of ``field`` per second from row ``first`` to row ``last``."""
+    seconds = last["t"] - first["t"]
+    return (last[field] - first[field]) / seconds if seconds > 0 else float("nan")
+
+
+def settled(series: list[dict[str, float]], field: str, seconds: float) -> bool:
+    """Whether ``field`` has not changed for ``seconds`` (and is not zero)."""
+    return series[-1][field] > 0 and series[-1]["t"] - plateau(series, field)["t"] >= seconds
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -264,68 +323,106 @@ def wait_for(port: int, name: str, at_least: float, timeout: float) -> float:
 # -- 1. throughput ------------------------------------------------------------------------------
 
 
-def throughput(kafka: KafkaSettings, events: int, logs: Path, timeout: float) -> dict[str, Any]:
-    """Pre-load ``events`` vectors and labels, start the service, time it draining them."""
+def drain(kafka: KafkaSettings, events: int, logs: Path, timeout: float, env: dict[str, str],
+          ahead: int | None = None) -> dict[str, Any]:
+    """Time the service predicting on ``events`` vectors and learning their labels.
+
+    With ``ahead`` None everything is pre-loaded before the service starts; otherwise vectors and
+    labels are published while it runs, at most ``ahead`` vectors beyond its predictions.
+    """
     prefix = new_prefix()
     ensure_topics(kafka, prefix)
     stream = VectorStream(prefix[2:-1], datetime.now(UTC) - timedelta(hours=1))
     producer = fast_producer(kafka)
-    began = time.monotonic()
-    for index in range(events):
-        generated = stream.make(index)
-        produce(producer, f"{prefix}features", generated.key, generated.value)
-        key, value = stream.label(index, generated.clicked)
-        produce(producer, f"{prefix}labels", key, value)
-        producer.poll(0)
-    if producer.flush(120):
-        raise RuntimeError("pre-loading did not finish")
-    publish_seconds = time.monotonic() - began
-    in_stream = max(0, events - LABEL_LAG - 1)
-    """Labels stamped before the last vector: learned while the stream flows."""
+    published = 0
 
+    def publish(upto: int) -> None:
+        nonlocal published
+        for index in range(published, upto):
+            generated = stream.make(index)
+            produce(producer, f"{prefix}features", generated.key, generated.value)
+            key, value = stream.label(index, generated.clicked)
+            produce(producer, f"{prefix}labels", key, value)
+            producer.poll(0)
+        published = upto
+
+    began = time.monotonic()
+    if ahead is None:
+        publish(events)
+        if producer.flush(120):
+            raise RuntimeError("pre-loading did not finish")
+    publish_seconds = time.monotonic() - began
     load_before = load_average()
-    process = model_service(kafka, prefix, logs / "throughput.log").start()
+    name = "preloaded" if ahead is None else "paced"
+    process = model_service(kafka, prefix, logs / f"throughput-{name}.log", env).start()
     port = port_of(process)
     series: list[dict[str, float]] = []
+    crashed: str | None = None
+    final: dict[str, float] = {}
     try:
         started = time.monotonic()
         while time.monotonic() - started < timeout:
-            samples = scrape(port)
+            try:
+                final = scrape(port)
+                checkpoints = float(health(port).get("checkpoints", 0))
+            except OSError:
+                if exited(process):
+                    crashed = failure(process)
+                    break
+                raise
+            consumed = by_label(final, "streamml_messages_consumed_total", "topic")
             series.append({
                 "t": round(time.monotonic() - started, 3),
-                "predictions": total(samples, "streamml_model_predictions_total"),
-                "learned": labels_learned(samples),
+                "predictions": total(final, "streamml_model_predictions_total"),
+                "learned": labels_learned(final),
+                "features_consumed": consumed.get("features", 0.0),
+                "labels_consumed": consumed.get("labels", 0.0),
+                "checkpoints": checkpoints,
+                "checkpoint_bytes": total(final, "streamml_model_checkpoint_bytes"),
             })
-            if series[-1]["predictions"] >= events and series[-1]["learned"] >= in_stream:
+            if series[-1]["predictions"] >= events and settled(series, "learned", 3.0):
                 break
-            time.sleep(0.2)
-        time.sleep(2.5)  # the next checkpoint covers the end of the stream
-        final = scrape(port)
+            if ahead is not None and published < events:
+                publish(min(events, int(series[-1]["predictions"]) + ahead))
+                producer.flush(30)
+            else:
+                time.sleep(0.25)
+        if crashed is None:
+            time.sleep(2.5)  # the next checkpoint covers the end of the stream
+            final = scrape(port)
     finally:
         process.stop()
+        producer.flush(30)
     load_after = load_average()
 
-    def rate(field: str, target: float) -> tuple[float, float]:
-        first = next((row for row in series if row[field] > 0), None)
-        last = next((row for row in series if row[field] >= target), series[-1])
-        if first is None or last["t"] <= first["t"]:
-            return float("nan"), float("nan")
-        return (last[field] - first[field]) / (last["t"] - first["t"]), last["t"] - first["t"]
-
-    predictions_per_second, predict_seconds = rate("predictions", events)
-    learns_per_second, learn_seconds = rate("learned", in_stream)
+    if not series:
+        series.append(dict.fromkeys(("t", "predictions", "learned", "features_consumed",
+                                     "labels_consumed", "checkpoints", "checkpoint_bytes"), 0.0))
+    first = next((row for row in series if row["predictions"] > 0), series[0])
+    done = plateau(series, "predictions")
+    last = plateau(series, "learned")
+    predictions_per_second = per_second(first, done, "predictions")
+    span = last["t"] - first["t"]
+    messages = (last["features_consumed"] + last["labels_consumed"]
+                - first["features_consumed"] - first["labels_consumed"])
+    checkpoints = last["checkpoints"] - first["checkpoints"]
     return {
-        "events": events, "labels": events, "labels_learned_in_stream_expected": in_stream,
+        "mode": name, "ahead": ahead, "crashed": crashed,
+        "events": events, "labels": events,
         "publish_seconds": round(publish_seconds, 2),
         "predictions": total(final, "streamml_model_predictions_total"),
         "models": sorted(by_label(final, "streamml_model_labels_learned_total", "model")),
         "labels_learned": labels_learned(final),
         "timed_out_learned": labels_learned(final, timed_out="true"),
-        "label_anomalies": {kind: total(final, "streamml_model_label_anomalies_total", kind=kind)
-                            for kind in ("duplicate", "late", "unknown_event",
-                                         "timeout_dropped")},
-        "predictions_per_second": predictions_per_second, "predict_span_seconds": predict_seconds,
-        "learns_per_second": learns_per_second, "learn_span_seconds": learn_seconds,
+        "label_anomalies": by_label(final, "streamml_model_label_anomalies_total", "kind"),
+        "dead_letters": by_label(final, "streamml_dead_letters_published_total", "reason"),
+        "predictions_per_second": predictions_per_second,
+        "learns_per_second": per_second(first, last, "learned"), "measured_seconds": span,
+        "labels_learned_while_streaming": last["learned"],
+        "checkpoints_while_streaming": checkpoints,
+        "checkpoints_per_second": checkpoints / span if span > 0 else float("nan"),
+        "messages_per_checkpoint": messages / checkpoints if checkpoints else float("nan"),
+        "max_checkpoint_bytes": max((row["checkpoint_bytes"] for row in series), default=0.0),
         "checkpoint_bytes": total(final, "streamml_model_checkpoint_bytes"),
         "pending_at_end": total(final, "streamml_model_pending_events"),
         "load_average_before": load_before, "load_average_after": load_after,
@@ -359,11 +456,12 @@ def read_predictions(kafka: KafkaSettings, topic: str, wanted: set[str], timeout
     return got
 
 
-def latency(kafka: KafkaSettings, rate: float, seconds: float, logs: Path) -> dict[str, Any]:
+def latency(kafka: KafkaSettings, rate: float, seconds: float, logs: Path,
+            env: dict[str, str]) -> dict[str, Any]:
     """Publish vectors (and their labels) at ``rate``/s for ``seconds`` to a running service."""
     prefix = new_prefix()
     ensure_topics(kafka, prefix)
-    process = model_service(kafka, prefix, logs / "latency.log").start()
+    process = model_service(kafka, prefix, logs / "latency.log", env).start()
     port = port_of(process)
     producer = make_producer(kafka, **{"linger.ms": 0})
     stream = VectorStream(prefix[2:-1], datetime.now(UTC), seed=12)
@@ -407,15 +505,19 @@ def latency(kafka: KafkaSettings, rate: float, seconds: float, logs: Path) -> di
         publish_seconds = time.monotonic() - began
         reader.join()
         time.sleep(1.5)
-        final = scrape(port)
+        try:
+            final = scrape(port)
+        except OSError:
+            final = {}
     finally:
+        crashed = None if service_pid(process) is not None else failure(process)
         process.stop()
     load_after = load_average()
     predictions = result[0] if result else []
     inside = [(p.predicted_at - p.features_at).total_seconds() * 1000 for _, p in predictions]
     visible = [(arrived - published[p.event_id]) * 1000 for arrived, p in predictions]
     return {
-        "rate": rate, "seconds": seconds, "published": count,
+        "crashed": crashed, "rate": rate, "seconds": seconds, "published": count,
         "achieved_rate": count / publish_seconds if publish_seconds > 0 else float("nan"),
         "predictions_read": len(predictions),
         "service_p50_ms": percentile(inside, 0.5), "service_p99_ms": percentile(inside, 0.99),
@@ -432,36 +534,30 @@ def latency(kafka: KafkaSettings, rate: float, seconds: float, logs: Path) -> di
 # -- report -------------------------------------------------------------------------------------
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--events", type=int, default=50_000,
-                        help="vectors (and labels) pre-loaded for the throughput run")
-    parser.add_argument("--rate", type=float, default=500.0, help="vectors/s in the latency run")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
-    parser.add_argument("--timeout", type=float, default=900.0,
-                        help="give up draining the throughput run after this many seconds")
-    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
-    parser.add_argument("--skip-latency", action="store_true")
-    args = parser.parse_args()
-    kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
-    logs = Path(tempfile.mkdtemp(prefix="bench-model-"))
-    t = throughput(kafka, args.events, logs, args.timeout)
-    lat = None if args.skip_latency else latency(kafka, args.rate, args.seconds, logs)
-    figures = {
-        "when": datetime.now(UTC).isoformat(),
-        "machine": f"{platform.machine()} {os.cpu_count()} cpus, python {sys.version.split()[0]}",
-        "spec": SPEC, "throughput": t, "latency": lat,
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
-    print(f"| model service alone ({SPEC} spec; models {', '.join(t['models'])}) | value |")
+def print_table(drains: list[dict[str, Any]], lat: dict[str, Any] | None) -> None:
+    """The Markdown table of one benchmark run."""
+    models = ", ".join(next((t["models"] for t in drains if t["models"]), []))
+    print(f"| model service alone ({SPEC} spec; models: {models}) | value |")
     print("|---|---|")
-    print(f"| drain {t['events']} vectors + {t['labels']} labels: predictions/s | "
-          f"{t['predictions_per_second']:.0f} |")
-    print(f"| same run: learns/s | {t['learns_per_second']:.0f} |")
-    print(f"| checkpoint after the drain | {t['checkpoint_bytes'] / 1024:.0f} KiB |")
-    print(f"| load average before / after the drain | {t['load_average_before'][0]} / "
-          f"{t['load_average_after'][0]} |")
+    for run in [*drains, lat]:
+        if run is not None and run["crashed"]:
+            print(f"| **the service died** ({run.get('mode', 'latency')} run) | "
+                  f"{run['crashed']} |")
+    for t in drains:
+        how = ("pre-loaded, then drained" if t["ahead"] is None
+               else f"published while running, <= {t['ahead']} ahead")
+        what = f"{t['events']} vectors + {t['labels']} labels, {how}"
+        print(f"| {what}: predictions/s | {t['predictions_per_second']:.0f} |")
+        print(f"| {what}: learns/s | {t['learns_per_second']:.0f} |")
+        print(f"| {what}: checkpoints/s, messages per checkpoint | "
+              f"{t['checkpoints_per_second']:.2f}, {t['messages_per_checkpoint']:.0f} |")
+        print(f"| {what}: largest / last checkpoint | {t['max_checkpoint_bytes'] / 1024:.0f} / "
+              f"{t['checkpoint_bytes'] / 1024:.0f} KiB |")
+        anomalies = {k: v for k, v in t["label_anomalies"].items() if v}
+        print(f"| {what}: labels learned, of which timed out; anomalies | "
+              f"{t['labels_learned']:.0f}, {t['timed_out_learned']:.0f}; {anomalies or 'none'} |")
+        print(f"| {what}: load average before / after | {t['load_average_before'][0]} / "
+              f"{t['load_average_after'][0]} |")
     if lat is not None:
         at = f"at {lat['rate']:.0f} vectors/s"
         print(f"| feature vector -> prediction in the service {at}, p50 / p99 | "
@@ -472,9 +568,49 @@ def main() -> int:
         print(f"| predictions read / published | {lat['predictions_read']} / "
               f"{lat['published']} |")
         print(f"| checkpoint after the latency run | {lat['checkpoint_bytes'] / 1024:.0f} KiB |")
+        print(f"| latency run: load average before / after | {lat['load_average_before'][0]} / "
+              f"{lat['load_average_after'][0]} |")
     print("\npublish -> visible includes the wait for the checkpoint transaction "
           "(commit_interval_seconds, 1 s by default) that makes a prediction readable.")
-    print(f"saved {RESULTS}; service logs in {logs}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000,
+                        help="vectors (and as many labels) for the throughput runs")
+    parser.add_argument("--ahead", type=int, default=5_000,
+                        help="paced throughput run: publish at most this many vectors beyond "
+                        "the service's predictions (0: skip the paced run)")
+    parser.add_argument("--rate", type=float, default=500.0, help="vectors/s in the latency run")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="give up a throughput run after this many seconds")
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
+    parser.add_argument("--skip-preloaded", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--kafka-extra", default=None, metavar="JSON",
+                        help="extra librdkafka settings for the service, as JSON "
+                        "(STREAMML_KAFKA__EXTRA)")
+    args = parser.parse_args()
+    kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
+    env = {} if args.kafka_extra is None else {"STREAMML_KAFKA__EXTRA": args.kafka_extra}
+    logs = Path(tempfile.mkdtemp(prefix="bench-model-"))
+    drains = []
+    if not args.skip_preloaded:
+        drains.append(drain(kafka, args.events, logs, args.timeout, env))
+    if args.ahead > 0:
+        drains.append(drain(kafka, args.events, logs, args.timeout, env, ahead=args.ahead))
+    lat = None if args.skip_latency else latency(kafka, args.rate, args.seconds, logs, env)
+    figures = {
+        "when": datetime.now(UTC).isoformat(),
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus, python {sys.version.split()[0]}",
+        "spec": SPEC, "service_env": env, "throughput": drains, "latency": lat,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
+    print_table(drains, lat)
+    print(f"saved {args.output}; service logs in {logs}")
     return 0
 
 
