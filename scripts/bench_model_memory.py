@@ -17,9 +17,11 @@ and resolved event ids, so memory may still grow after the pending store is full
 maps are full too; after that it must stay flat.
 
 For each capacity given, prints RSS (MB) against events processed, the RSS at 25/50/75/100% of
-the events processed and the growth from 50% to 100%, and writes everything to
-``bench/results/model_memory.json``. A run stops at ``--time-limit`` seconds or when the service
-makes no progress for ``--stall-seconds``, and then says how far it got.
+the events processed, the growth from 50% (and 75%) to 100%, and the growth from the point where
+every bounded store is full (``capacity`` + ``remembered_ids`` events when evicting) to the end;
+writes everything to ``bench/results/model_memory.json``. A run stops at ``--time-limit``
+seconds or when the service makes no progress for ``--stall-seconds``, and then says how far it
+got.
 
 Run: ``.venv/bin/python scripts/bench_model_memory.py [--events 1000000] [--capacity 200000
 --capacity 50000] [--spacing-ms 0.1] [--commit-interval 1] [--time-limit 900]``
@@ -62,6 +64,8 @@ from services.common.settings import KafkaSettings
 RESULTS = Path("bench/results/model_memory.json")
 CHUNK = 5_000
 MARKS = (0.25, 0.5, 0.75, 1.0)
+REMEMBERED_IDS = 500_000
+"""The service's default ``remembered_ids`` (``STREAMML_MODEL__REMEMBERED_IDS``)."""
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
@@ -84,6 +88,8 @@ def run(kafka: KafkaSettings, events: int, capacity: int, args: argparse.Namespa
         env["STREAMML_KAFKA__EXTRA"] = args.kafka_extra
     if args.commit_interval is not None:
         env["STREAMML_MODEL__COMMIT_INTERVAL_SECONDS"] = str(args.commit_interval)
+    if args.remembered_ids is not None:
+        env["STREAMML_MODEL__REMEMBERED_IDS"] = str(args.remembered_ids)
     stream = VectorStream(prefix[2:-1], datetime.now(UTC) - timedelta(hours=2),
                           spacing_ms=args.spacing_ms, seed=21)
     producer = fast_producer(kafka)
@@ -161,12 +167,28 @@ def run(kafka: KafkaSettings, events: int, capacity: int, args: argparse.Namespa
     finally:
         process.stop(60)
         producer.flush(30)
-    return summarise(events, capacity, env, rows, crashed, stopped)
+    remembered = args.remembered_ids or REMEMBERED_IDS
+    return summarise(events, capacity, remembered, env, rows, crashed, stopped)
 
 
-def summarise(events: int, capacity: int, env: dict[str, str], rows: list[dict[str, float]],
-              crashed: str | None, stopped: str | None) -> dict[str, Any]:
-    """RSS at 25/50/75/100% of the events processed, growth 50 -> 100%, the rate."""
+def growth_between(first: dict[str, float], last: dict[str, float]) -> dict[str, float]:
+    """RSS growth from row ``first`` to row ``last``."""
+    mb = last["rss_mb"] - first["rss_mb"]
+    return {"from_events": first["processed"], "to_events": last["processed"],
+            "mb": round(mb, 1), "percent": round(100 * mb / first["rss_mb"], 1)}
+
+
+def summarise(events: int, capacity: int, remembered: int, env: dict[str, str],
+              rows: list[dict[str, float]], crashed: str | None,
+              stopped: str | None) -> dict[str, Any]:
+    """RSS at 25/50/75/100% of the events processed, growth 50 -> 100%, the rate, and RSS once
+    every bounded store is full.
+
+    The pending store is full after ``capacity`` events (or a window's worth, when timeouts come
+    first); the map of predicted ids after ``remembered`` events; the map of resolved ids
+    ``remembered`` events after the first eviction or timeout. From then on the service's state
+    has a fixed size, so RSS must not trend upwards.
+    """
     processed = rows[-1]["processed"] if rows else 0.0
     marks: dict[str, dict[str, float]] = {}
     for mark in MARKS:
@@ -174,10 +196,17 @@ def summarise(events: int, capacity: int, env: dict[str, str], rows: list[dict[s
                    None)
         if row is not None:
             marks[f"{mark:.0%}"] = row
-    growth = None
-    if "50%" in marks and "100%" in marks:
-        half, full = marks["50%"]["rss_mb"], marks["100%"]["rss_mb"]
-        growth = {"mb": round(full - half, 1), "percent": round(100 * (full - half) / half, 1)}
+    growth = growth_between(marks["50%"], marks["100%"]) if len(marks) == len(MARKS) else None
+    late = growth_between(marks["75%"], marks["100%"]) if len(marks) == len(MARKS) else None
+    resolving = next((r for r in rows if r["evicted"] + r["timeouts_learned"] > 0), None)
+    full_at = None if resolving is None else (
+        resolving["processed"] - resolving["evicted"] - resolving["timeouts_learned"] + remembered)
+    steady = [r for r in rows if full_at is not None and r["processed"] >= max(full_at, 1)]
+    once_full = None
+    if len(steady) >= 2:
+        once_full = {**growth_between(steady[0], steady[-1]),
+                     "min_mb": min(r["rss_mb"] for r in steady),
+                     "max_mb": max(r["rss_mb"] for r in steady)}
     started = next((r for r in rows if r["processed"] > 0), None)
     finished = next((r for r in rows if r["processed"] >= processed), None)
     rate = float("nan")
@@ -188,7 +217,8 @@ def summarise(events: int, capacity: int, env: dict[str, str], rows: list[dict[s
         "complete": processed >= events, "crashed": crashed, "stopped": stopped,
         "events_per_second": rate,
         "seconds": rows[-1]["t"] if rows else 0.0,
-        "rss_at": marks, "rss_growth_50_to_100": growth,
+        "rss_at": marks, "rss_growth_50_to_100": growth, "rss_growth_75_to_100": late,
+        "all_stores_full_at_events": full_at, "rss_once_all_stores_full": once_full,
         "max_rss_mb": max((r["rss_mb"] for r in rows), default=float("nan")),
         "peak_rss_mb": max((r["peak_rss_mb"] for r in rows), default=float("nan")),
         "max_pending": max((r["pending"] for r in rows), default=0.0),
@@ -224,9 +254,19 @@ def print_report(result: dict[str, Any], spacing_ms: float, table_rows: int) -> 
     print("|---|---|---|")
     for mark, row in result["rss_at"].items():
         print(f"| {mark} | {row['processed']:,.0f} | {row['rss_mb']:.0f} |")
-    growth = result["rss_growth_50_to_100"]
-    if growth is not None:
-        print(f"| growth 50% -> 100% | | {growth['mb']:+.0f} MB ({growth['percent']:+.1f}%) |")
+    for name, key in (("50% -> 100%", "rss_growth_50_to_100"),
+                      ("75% -> 100%", "rss_growth_75_to_100")):
+        growth = result[key]
+        if growth is not None:
+            print(f"| growth {name} | | {growth['mb']:+.0f} MB ({growth['percent']:+.1f}%) |")
+    full = result["rss_once_all_stores_full"]
+    if full is not None:
+        print(f"| once every bounded store is full ({full['from_events']:,.0f} -> "
+              f"{full['to_events']:,.0f} events) | | {full['mb']:+.0f} MB "
+              f"({full['percent']:+.1f}%); min {full['min_mb']:.0f}, max {full['max_mb']:.0f} |")
+    elif result["all_stores_full_at_events"] is not None:
+        print(f"| every bounded store full only after "
+              f"{result['all_stores_full_at_events']:,.0f} events | | not reached |")
     print(f"\n{result['events_per_second']:.0f} events/s; largest checkpoint "
           f"{result['max_checkpoint_bytes'] / 1e6:.1f} MB; {result['checkpoints']:.0f} "
           f"checkpoints; peak RSS {result['peak_rss_mb']:.0f} MB; {result['evicted']:,.0f} "
@@ -250,6 +290,8 @@ def main() -> int:
                         help="stop a run when the service makes no progress for this long")
     parser.add_argument("--commit-interval", type=float, default=None,
                         help="STREAMML_MODEL__COMMIT_INTERVAL_SECONDS (default: the service's)")
+    parser.add_argument("--remembered-ids", type=int, default=None,
+                        help="STREAMML_MODEL__REMEMBERED_IDS (default: the service's, 500000)")
     parser.add_argument("--kafka-extra", default=None, metavar="JSON",
                         help="extra librdkafka settings for the service, as JSON "
                         "(STREAMML_KAFKA__EXTRA)")

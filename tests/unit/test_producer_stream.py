@@ -126,9 +126,10 @@ def test_a_real_clock_run_sends_every_label_it_drew(tmp_path: Path) -> None:
     scenario = ClicksScenario(seed=5, labels=labels, feedback_window_seconds=0.002,
                               timeline=load_timeline("clicks-drift"))
     client = FakeClient()
+    # Event times (and so the hour feature the clicks depend on) start at START in both runs.
     summary = stream_scenario(scenario, client, 20_000.0, StopSignal(), max_events=200,
-                              truth_path=tmp_path / "truth.json")
-    drawn = list(itertools.islice(scenario.events(START, 1.0), 200))
+                              truth_path=tmp_path / "truth.json", start_time=START)
+    drawn = list(itertools.islice(scenario.events(START, 1.0 / 20_000.0), 200))
     assert summary.labels == sum(1 for e in drawn if e.label_delay_seconds is not None) > 0
     assert len(GroundTruth.model_validate_json(
         (tmp_path / "truth.json").read_bytes()).drift_points) == 4
