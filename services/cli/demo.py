@@ -68,7 +68,7 @@ def run_demo(broker: LocalBroker, home: Path, duration: float, rate: float) -> i
     print(f"  events published        {events:10.0f}")
     print(f"  clicks (labels) sent    {labels:10.0f}")
     print(f"  predictions             {_total(metrics, 'streamml_predictions_total'):10.0f}")
-    print(f"  outcomes learned        {_total(metrics, 'streamml_outcomes_total'):10.0f}")
+    print(f"  outcomes (all models)   {_total(metrics, 'streamml_outcomes_total'):10.0f}")
     accuracy = metrics.get("streamml_rolling_accuracy_ratio{model=logreg}", 0.0)
     print(f"  rolling accuracy        {accuracy:10.3f}")
     count = _total(metrics, "streamml_event_to_prediction_seconds_count")
