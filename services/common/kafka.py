@@ -26,6 +26,13 @@ class BrokerUnavailable(RuntimeError):
     """The cluster did not answer in time, or refused our credentials."""
 
 
+class CredentialsRejected(BrokerUnavailable):
+    """The cluster refused our SASL login (user, password or mechanism); retrying cannot help.
+
+    The message names the servers, the user and the mechanism, never the password.
+    """
+
+
 def make_producer(kafka: KafkaSettings, **overrides: Any) -> Producer:
     """An idempotent producer (``acks=all``) that retries without reordering or duplicating."""
     config: dict[str, Any] = {
@@ -65,28 +72,65 @@ def make_admin(kafka: KafkaSettings) -> AdminClient:
 def wait_for_broker(kafka: KafkaSettings, timeout: float = 30.0) -> str:
     """Block until the cluster describes itself; return its cluster id.
 
-    Raises :class:`BrokerUnavailable` with the client's last error (for example an authentication
-    failure) when the deadline passes.
+    Raises :class:`CredentialsRejected` as soon as the cluster refuses our SASL login, and
+    :class:`BrokerUnavailable` with the client's last error when the deadline passes.
     """
-    admin = make_admin(kafka)
+    outcome = _describe_cluster(kafka, timeout)
+    if isinstance(outcome, BrokerUnavailable):
+        raise outcome  # raised here, so the traceback does not keep the admin client alive
+    return outcome
+
+
+def _describe_cluster(kafka: KafkaSettings, timeout: float) -> str | BrokerUnavailable:
+    """The cluster id, or the error to raise; the admin client dies with this frame."""
+    errors: list[KafkaError] = []
+    config: dict[str, Any] = {**kafka.client_config(), "error_cb": errors.append}
+    admin = AdminClient(config)
     deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
+    last_error: object = None
     while time.monotonic() < deadline:
+        future = admin.describe_cluster(request_timeout=min(5.0, timeout))
+        while not future.done() and time.monotonic() < deadline:
+            admin.poll(0.1)  # serves error_cb, where librdkafka reports a refused login
+            if (rejected := _rejection(kafka, errors)) is not None:
+                return rejected
+        if not future.done():
+            break
         try:
-            cluster = admin.describe_cluster(request_timeout=min(5.0, timeout)).result()
-            return str(cluster.cluster_id)
+            return str(future.result().cluster_id)
         except KafkaException as error:
-            last_error = error
             kafka_error = error.args[0] if error.args else None
-            if isinstance(kafka_error, KafkaError) and kafka_error.code() in (
-                KafkaError._AUTHENTICATION,
-                KafkaError.SASL_AUTHENTICATION_FAILED,
-            ):
-                break
-            time.sleep(0.5)
-    raise BrokerUnavailable(
+            if isinstance(kafka_error, KafkaError) and (
+                rejected := _rejection(kafka, [kafka_error])
+            ) is not None:
+                return rejected
+            last_error = error
+        time.sleep(0.5)
+    if errors:
+        last_error = errors[-1].str()
+    return BrokerUnavailable(
         f"Kafka at {kafka.bootstrap_servers} did not answer within {timeout:.0f}s: {last_error}"
     )
+
+
+def _rejection(kafka: KafkaSettings, errors: list[KafkaError]) -> CredentialsRejected | None:
+    """A :class:`CredentialsRejected` if one of ``errors`` is a refused SASL login, else None."""
+    for error in errors:
+        if error.code() not in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
+            continue
+        user = kafka.sasl_username
+        mechanism = kafka.sasl_mechanism or "PLAIN"
+        reason = error.str()
+        if "invalid credentials" in reason or error.code() == KafkaError.SASL_AUTHENTICATION_FAILED:
+            return CredentialsRejected(
+                f"Kafka at {kafka.bootstrap_servers} rejected the credentials of user {user!r} "
+                f"(SASL/{mechanism} authentication failed)"
+            )
+        return CredentialsRejected(
+            f"Kafka at {kafka.bootstrap_servers} refused the SASL/{mechanism} login of user "
+            f"{user!r}: {reason.split(': ', 1)[-1]}"
+        )
+    return None
 
 
 def ensure_topics(
@@ -115,7 +159,12 @@ def ensure_topics(
 def create_missing_topics(
     kafka: KafkaSettings, wanted: list[NewTopic], timeout: float = 30.0
 ) -> list[str]:
-    """Create those of ``wanted`` that do not exist yet and wait until the broker lists them."""
+    """Create those of ``wanted`` that do not exist yet and wait until the broker lists them.
+
+    Raises :class:`BrokerUnavailable` (or :class:`CredentialsRejected`) first if the cluster
+    cannot be reached.
+    """
+    wait_for_broker(kafka, timeout)
     admin = make_admin(kafka)
     existing = set(admin.list_topics(timeout=timeout).topics)
     missing = [topic for topic in wanted if topic.topic not in existing]

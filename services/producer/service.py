@@ -6,6 +6,7 @@ import logging
 
 from prometheus_client import CollectorRegistry, Counter
 
+from services.common.kafka import wait_for_broker
 from services.common.metrics_server import Health, MetricsServer
 from services.common.runtime import StopSignal, announce_ready, configure_logging
 from services.producer.client import EventClient
@@ -46,6 +47,7 @@ def run(settings: ProducerSettings, stop: StopSignal) -> RunSummary:
     )
     seen = {"events": 0, "labels": 0}
     scenario = build_scenario(settings.producer)
+    wait_for_broker(settings.kafka)  # wrong credentials: one clear line, not retries
     client = EventClient.connect(settings, scenario.entity_key)
 
     def progress(events: int, labels: int) -> None:

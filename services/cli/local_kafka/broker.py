@@ -1,27 +1,38 @@
-"""Start, stop and inspect one local KRaft broker (combined broker + controller).
+"""Start, stop and inspect one local KRaft node (combined broker + controller).
 
 Layout under ``home`` (``.streamml/kafka`` by default): ``server.properties``, ``data/`` (KRaft
-storage), ``logs/broker.log``, ``broker.pid``. Starting twice reuses the running broker; a pid
-file whose process is gone is stale and removed.
+storage), ``logs/broker.log``, ``broker.pid``, and with ``--security``: ``security.json`` (the
+mode the storage was formatted for), ``secrets/`` (the broker's own SCRAM password) and ``tls/``
+(the CA clients trust). Starting twice reuses the running broker; a pid file whose process is
+gone is stale and removed.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
+import secrets
 import time
-from dataclasses import dataclass
+from base64 import urlsafe_b64encode
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.cli.local_kafka import process
+from services.cli.local_kafka.config import Quorum, server_properties
 from services.cli.local_kafka.fetch import KAFKA_VERSION, fetch_kafka
+from services.cli.local_kafka.process import BrokerError
+from services.cli.local_kafka.security import (
+    BrokerSecurity,
+    Credentials,
+    broker_credentials,
+    check_recorded,
+    listener_properties,
+    record_security,
+    recorded_mode,
+    scram_credential,
+)
+from services.cli.local_kafka.tls import TlsFiles, ensure_tls
+from services.common.settings import KafkaSettings
 
-LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
-
-
-class BrokerError(RuntimeError):
-    """The local broker could not be started or stopped; the message says why and what to do."""
+__all__ = ["BrokerError", "BrokerPaths", "LocalBroker", "new_cluster_id"]
 
 
 @dataclass(frozen=True)
@@ -46,10 +57,26 @@ class BrokerPaths:
     def config(self) -> Path:
         return self.home / "server.properties"
 
+    @property
+    def security_record(self) -> Path:
+        return self.home / "security.json"
+
+    @property
+    def secrets(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def tls(self) -> TlsFiles:
+        return TlsFiles(self.home / "tls")
+
 
 @dataclass(frozen=True)
 class LocalBroker:
-    """A single-node broker on ``host:port`` with its controller on ``controller_port``."""
+    """A node on ``host:port`` with its controller on ``controller_port``.
+
+    Alone (``quorum`` None) it is a single-node cluster; with a :class:`Quorum` it is one node
+    of a :class:`~services.cli.local_kafka.cluster.LocalCluster`.
+    """
 
     paths: BrokerPaths
     cache_dir: Path
@@ -58,42 +85,56 @@ class LocalBroker:
     controller_port: int = 9093
     heap: str = "768m"
     version: str = KAFKA_VERSION
+    security: BrokerSecurity = field(default_factory=BrokerSecurity)
+    quorum: Quorum | None = None
 
     @property
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def formatted(self) -> bool:
+        """True once the storage has been formatted (it then keeps its mode and users)."""
+        return (self.paths.data / "meta.properties").exists()
+
+    @property
+    def pid(self) -> int | None:
+        """The pid of our running broker, or None."""
+        return self._running_pid()
+
+    def client_settings(self, credentials: Credentials | None = None) -> KafkaSettings:
+        """Settings for a client of this broker as ``credentials`` (default: the client user)."""
+        user = credentials if credentials is not None else self.security.client
+        tls = self.paths.tls if self.security.uses_tls else None
+        return self.security.client_settings(self.bootstrap_servers, user, tls)
+
     def status(self) -> dict[str, object]:
-        """Pid (if running), whether the port answers, where the files are."""
+        """Pid (if running), whether the port answers, the security mode, where the files are."""
         pid = self._running_pid()
-        return {
+        report: dict[str, object] = {
             "running": pid is not None,
             "pid": pid,
-            "listening": _port_open(self.host, self.port),
+            "listening": process.port_open(self.host, self.port),
             "bootstrap_servers": self.bootstrap_servers,
+            "security": recorded_mode(self.paths.security_record),
             "home": str(self.paths.home),
             "log": str(self.paths.logs / "broker.log"),
         }
+        if self.paths.tls.ca_certificate.exists():
+            report["ca_certificate"] = str(self.paths.tls.ca_certificate)
+        return report
 
     def start(self, timeout: float = 90.0) -> int:
-        """Start the broker unless ours already runs; wait until it serves clients; return pid."""
+        """Start the broker unless ours already runs; wait until it serves clients; return pid.
+
+        :class:`BrokerError` if the storage was formatted for another security mode or user.
+        """
+        if self.formatted:
+            check_recorded(self.paths.security_record, self.security)
         pid = self._running_pid()
-        if pid is not None:
-            self._wait_ready(pid, timeout)
-            return pid
-        if _port_open(self.host, self.port):
-            raise BrokerError(
-                f"{self.bootstrap_servers} is already taken by a process this project did not "
-                "start; stop it or choose another port (--port)"
-            )
-        libs = fetch_kafka(self.cache_dir, self.version)
-        self.paths.data.mkdir(parents=True, exist_ok=True)
-        self.paths.logs.mkdir(parents=True, exist_ok=True)
-        self._write_config()
-        if not (self.paths.data / "meta.properties").exists():
-            self._format(libs)
-        pid = self._launch(libs)
-        self._wait_ready(pid, timeout)
+        if pid is None:
+            pid = self.launch(fetch_kafka(self.cache_dir, self.version))
+        self.wait_ready(pid, timeout)
         return pid
 
     def stop(self, timeout: float = 30.0) -> bool:
@@ -101,103 +142,94 @@ class LocalBroker:
         pid = self._running_pid()
         if pid is None:
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.2)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-            _wait_gone(pid, 10.0)
+        process.terminate([pid], timeout)
         self.paths.pid_file.unlink(missing_ok=True)
         return True
 
-    def _running_pid(self) -> int | None:
-        """Our broker's pid, cleaning a stale pid file (and the storage lock it left)."""
-        try:
-            pid = int(self.paths.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        if _alive(pid) and _is_java(pid):
-            return pid
-        self.paths.pid_file.unlink(missing_ok=True)
-        (self.paths.data / ".lock").unlink(missing_ok=True)
-        return None
+    def launch(self, libs: Path) -> int:
+        """Format the storage on first use, write the config and start the process; its pid.
 
-    def _write_config(self) -> None:
-        listeners = (
-            f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}"
+        Does not wait: a cluster's nodes serve clients only once a quorum of them runs.
+        """
+        if process.port_open(self.host, self.port):
+            raise BrokerError(
+                f"{self.bootstrap_servers} is already taken by a process this project did not "
+                "start; stop it or choose another port (--port)"
+            )
+        formatted = self.formatted
+        if formatted:
+            check_recorded(self.paths.security_record, self.security)
+        self.paths.data.mkdir(parents=True, exist_ok=True)
+        self.paths.logs.mkdir(parents=True, exist_ok=True)
+        broker_user = self._write_config()
+        if not formatted:
+            self._format(libs, broker_user)
+            record_security(self.paths.security_record, self.security)
+        command = process.java_command(
+            libs, self.paths.logs, "kafka.Kafka", str(self.paths.config), heap=self.heap
         )
-        settings = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.bootstrap.servers": f"{self.host}:{self.controller_port}",
-            "listeners": listeners,
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "log.dirs": str(self.paths.data.resolve()),
-            "num.partitions": "1",
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "false",
-            "log.retention.hours": "24",
-            "log.segment.bytes": str(64 * 1024 * 1024),
-        }
-        text = "".join(f"{key}={value}\n" for key, value in settings.items())
-        self.paths.config.write_text(text)
+        return process.launch(command, self.paths.logs / "broker.out", self.paths.pid_file)
 
-    def _java(self, libs: Path, main_class: str, *args: str, heap: str = "256m") -> list[str]:
-        return [
-            "java", f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-            f"-Dkafka.logs.dir={self.paths.logs.resolve()}",
-            "-cp", f"{libs.resolve()}/*", main_class, *args,
-        ]
-
-    def _format(self, libs: Path) -> None:
-        cluster_id = _run(self._java(libs, "kafka.tools.StorageTool", "random-uuid")).strip()
-        cluster_id = cluster_id.splitlines()[-1]
-        _run(self._java(
-            libs, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-            "-c", str(self.paths.config), "--standalone",
-        ))
-
-    def _launch(self, libs: Path) -> int:
-        out = (self.paths.logs / "broker.out").open("ab")
-        process = subprocess.Popen(  # noqa: S603 - fixed argv built above
-            self._java(libs, "kafka.Kafka", str(self.paths.config), heap=self.heap),
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self.paths.pid_file.write_text(str(process.pid))
-        return process.pid
-
-    def _wait_ready(self, pid: int, timeout: float) -> None:
+    def wait_ready(self, pid: int, timeout: float) -> None:
+        """Return once the broker answers clients; :class:`BrokerError` if it dies or is late."""
         from services.common.kafka import BrokerUnavailable, wait_for_broker
-        from services.common.settings import KafkaSettings
 
+        admin = self.client_settings(self._broker_user())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not process.alive(pid):
                 raise BrokerError(
                     f"the broker exited during start-up; see {self.paths.logs / 'broker.log'}"
                     f" and {self.paths.logs / 'broker.out'}:\n{self._log_tail()}"
                 )
-            if _port_open(self.host, self.port):
+            if process.port_open(self.host, self.port):
                 try:
-                    wait_for_broker(KafkaSettings(bootstrap_servers=self.bootstrap_servers), 5.0)
+                    wait_for_broker(admin, 5.0)
                     return
                 except BrokerUnavailable:
                     pass
             time.sleep(0.3)
         raise BrokerError(f"the broker did not answer within {timeout:.0f}s:\n{self._log_tail()}")
+
+    def _running_pid(self) -> int | None:
+        """Our broker's pid, cleaning a stale pid file (and the storage lock it left)."""
+        pid = process.read_pid(self.paths.pid_file)
+        if pid is None and self.paths.pid_file.exists():
+            self.paths.pid_file.unlink(missing_ok=True)
+            (self.paths.data / ".lock").unlink(missing_ok=True)
+        return pid
+
+    def _broker_user(self) -> Credentials | None:
+        return broker_credentials(self.paths.secrets) if self.security.uses_sasl else None
+
+    def _write_config(self) -> Credentials | None:
+        """Write ``server.properties`` (mode 0600: it holds the broker's own password)."""
+        broker_user = self._broker_user()
+        tls = None
+        if self.security.uses_tls:
+            hosts = [self.host] if self.quorum is None else [v.host for v in self.quorum.voters]
+            tls = ensure_tls(self.paths.tls.folder, hosts)
+        text = server_properties(
+            self.host, self.port, self.controller_port, self.paths.data,
+            protocol=self.security.protocol, quorum=self.quorum,
+            security=listener_properties(self.security, broker_user, tls),
+        )
+        self.paths.config.touch(mode=0o600)
+        self.paths.config.chmod(0o600)
+        self.paths.config.write_text(text)
+        return broker_user
+
+    def _format(self, libs: Path, broker_user: Credentials | None) -> None:
+        users = [user for user in (broker_user, self.security.client) if user is not None]
+        scram = [arg for user in users for arg in ("--add-scram", scram_credential(user))]
+        if self.quorum is None:
+            cluster_id, quorum_flag = new_cluster_id(), ["--standalone"]
+        else:
+            cluster_id, quorum_flag = self.quorum.cluster_id, []
+        process.run_tool(process.java_command(
+            libs, self.paths.logs, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+            "-c", str(self.paths.config), *quorum_flag, *scram, short_lived=True,
+        ))
 
     def _log_tail(self, lines: int = 30) -> str:
         texts = []
@@ -208,41 +240,9 @@ class LocalBroker:
         return "\n".join(texts)
 
 
-def _run(command: list[str]) -> str:
-    result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
-    if result.returncode != 0:
-        raise BrokerError(f"{' '.join(command[-6:])} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return True
-    return state != "Z"
-
-
-def _is_java(pid: int) -> bool:
-    try:
-        return b"kafka.Kafka" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return True
-
-
-def _wait_gone(pid: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.1)
-
-
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex((host, port)) == 0
+def new_cluster_id() -> str:
+    """A random KRaft cluster id, as ``kafka-storage random-uuid`` makes them."""
+    while True:
+        text = urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
