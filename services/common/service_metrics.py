@@ -51,7 +51,8 @@ class LoopMetrics:
 
         Lag is measured from the offset stored after processing (``consumer_lag_stored``), which
         is current, rather than from the last commit; librdkafka's ``consumer_lag`` is the
-        fallback. Unknown lags (-1) are left out.
+        fallback. Unknown lags (-1) are left out. A partition whose only unread offsets are
+        transaction markers (see :func:`_only_markers_left`) has no lag.
         """
         document: dict[str, Any] = orjson.loads(statistics_json)
         for topic, topic_stats in document.get("topics", {}).items():
@@ -62,6 +63,28 @@ class LoopMetrics:
                     value = stats.get("consumer_lag", -1)
                 if partition == "-1" or value is None or value < 0:
                     continue
-                lag += int(value)
+                lag += 0 if _only_markers_left(stats) else int(value)
             base = topic_base_names.get(topic, topic)
             self.consumer_lag(service=self._service, group=group, topic=base).set(lag)
+
+
+def _only_markers_left(stats: dict[str, Any]) -> bool:
+    """True when the consumer has been handed every message up to the end of the partition's log
+    and none waits in its fetch queue.
+
+    A transactional producer ends each transaction with a marker that takes an offset but is
+    never delivered: librdkafka moves ``app_offset`` past it, while the offset stored after the
+    last processed message stays one short. Without this check a read_committed consumer of
+    ``predictions`` or ``outcomes`` would report a lag of one per partition forever. (The
+    message in hand while this runs counts as processed; the loop handles one at a time.)
+    """
+    end = stats.get("ls_offset", -1)
+    if end is None or end < 0:
+        end = stats.get("hi_offset", -1)
+    if end is None or end < 0:
+        return False
+    return bool(
+        stats.get("fetchq_cnt", -1) == 0
+        and (stats.get("app_offset") or -1) >= end
+        and (stats.get("next_offset") or -1) >= end
+    )

@@ -79,3 +79,37 @@ def test_lag_from_stored_offsets_is_preferred_over_committed() -> None:
     LoopMetrics(registry, "model").record_statistics(document, {"acme.features": "features"},
                                                      GROUP)
     assert lag(registry, "features") == 13
+
+
+def partition_statistics(**fields: int) -> dict[str, int]:
+    """librdkafka's statistics of a read_committed partition whose last message (offset 99) was
+    processed and whose offset 100 is a transaction's commit marker, updated with ``fields``."""
+    return {"consumer_lag": -1, "consumer_lag_stored": 1, "hi_offset": 101, "ls_offset": 101,
+            "app_offset": 101, "stored_offset": 100, "next_offset": 101, "fetchq_cnt": 0,
+            **fields}
+
+
+def test_a_trailing_transaction_marker_is_not_lag() -> None:
+    registry = CollectorRegistry()
+    document = orjson.dumps({"topics": {"acme.outcomes": {"partitions": {
+        "0": partition_statistics(),
+    }}}}).decode()
+    LoopMetrics(registry, "model").record_statistics(document, {"acme.outcomes": "outcomes"},
+                                                     GROUP)
+    assert lag(registry, "outcomes") == 0
+
+
+def test_unprocessed_or_unfetched_messages_are_lag() -> None:
+    registry = CollectorRegistry()
+    document = orjson.dumps({"topics": {"acme.outcomes": {"partitions": {
+        # fetched, ten still in the local queue
+        "0": partition_statistics(app_offset=90, stored_offset=90, consumer_lag_stored=11,
+                                  fetchq_cnt=10),
+        # not handed over yet
+        "1": partition_statistics(app_offset=95, stored_offset=95, consumer_lag_stored=6),
+        # not fetched yet
+        "2": partition_statistics(next_offset=100, app_offset=100, consumer_lag_stored=1),
+    }}}}).decode()
+    LoopMetrics(registry, "model").record_statistics(document, {"acme.outcomes": "outcomes"},
+                                                     GROUP)
+    assert lag(registry, "outcomes") == 11 + 6 + 1
