@@ -1,32 +1,50 @@
-"""Benchmark of the features service alone, on the local broker.
+"""Benchmark of the features service alone, on the local broker (clicks scenario events).
 
-1. Throughput: N events are published first, then one worker starts and drains them; events/s is
-   N divided by the time from the first to the last feature vector.
-2. Latency at a steady rate: events published at R events/s to a running worker; for each vector,
-   the processing latency inside the service (``computed_at - ingested_at``) and the time from
-   publishing the event to reading its vector (publish -> features topic).
+Every run uses a fresh topic prefix and starts one worker (``python -m services.features``).
 
-Prints a table and writes JSON to ``bench/results/features.json``.
-Run: ``.venv/bin/python scripts/bench_features.py [--events 20000] [--rate 500] [--seconds 20]``.
+1. Drain: N events are published first, then the worker starts and drains them; events/s is the
+   number of vectors divided by the time from the first to the last vector read back.
+2. Paced: the worker runs (partitions assigned) while events are published at R events/s for S
+   seconds. For each vector (the first ``--warmup`` seconds are not counted):
+   * processing: ``computed_at - ingested_at``, the service's own time from validating the event
+     to emitting its vector (internal hops included);
+   * publish -> vector: the wall time a consumer in another process reads the vector minus the
+     time the event was handed to the producer (``linger.ms=2``): every broker round trip and
+     fetch wait included.
+   Also: the worker's CPU (user + system, both threads) over the window, and how long after the
+   last publish the last vector arrived (a run above the sustainable rate leaves a backlog).
+
+Each run is repeated ``--repeats`` times; the table shows medians, and the 1-minute load average
+seen before and after the runs (the machine is shared: broker, publisher, reader and worker run
+on it). Writes JSON with every run to ``bench/results/features.json`` (``--out``).
+
+Run: ``.venv/bin/python scripts/bench_features.py [--drain 50000] [--rates 500,1000,2000]
+[--seconds 20] [--repeats 3] [--spec clicks]`` (local broker: ``.venv/bin/streamml kafka start``).
+``--spec`` takes any spec the clicks events satisfy, e.g.
+``tests/integration/specs/user_features.toml`` (aggregates on the primary entity only).
+``--env NAME=VALUE`` passes a setting to the worker, e.g.
+``--env STREAMML_FEATURES__FETCH_MAX_WAIT_MS=20``.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
+import os
 import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from schemas.codec import decode
-from schemas.features import FeatureVector
+from schemas.events import Event
 from services.cli.process import ServiceProcess
 from services.common.kafka import ensure_topics, make_consumer
 from services.common.settings import KafkaSettings, Settings
@@ -34,125 +52,207 @@ from services.producer.client import EventClient
 from services.producer.scenarios.clicks import ClicksScenario
 
 RESULTS = Path("bench/results/features.json")
+Arrival = tuple[str, float, float]
+"""(event id, wall time the vector was read, computed_at - ingested_at in ms)."""
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def read_vectors(kafka: KafkaSettings, topic: str, count: int, timeout: float) -> list[
-    tuple[float, FeatureVector]
-]:
-    """(arrival wall time, vector) for ``count`` vectors, or as many as arrive by the deadline."""
-    consumer = make_consumer(kafka, f"bench-{uuid.uuid4().hex[:8]}", **{"fetch.wait.max.ms": 5})
+def _read(bootstrap: str, topic: str, count: int, timeout: float, out: Any) -> None:
+    """Reader process: (event id, arrival, processing ms) of up to ``count`` vectors."""
+    consumer = make_consumer(KafkaSettings(bootstrap_servers=bootstrap),
+                             f"bench-{uuid.uuid4().hex[:8]}", **{"fetch.wait.max.ms": 5})
     consumer.subscribe([topic])
-    got: list[tuple[float, FeatureVector]] = []
+    got: list[Arrival] = []
     deadline = time.monotonic() + timeout
     while len(got) < count and time.monotonic() < deadline:
         message = consumer.poll(0.05)
         if message is None or message.error() is not None:
             continue
-        got.append((time.time(), decode(FeatureVector, message.value())))
+        arrival = time.time()
+        vector = orjson.loads(message.value() or b"{}")
+        inside = (datetime.fromisoformat(vector["computed_at"])
+                  - datetime.fromisoformat(vector["ingested_at"])).total_seconds() * 1000
+        got.append((vector["event_id"], arrival, inside))
     consumer.close()
-    return got
+    out.send(got)
 
 
-def worker(kafka: KafkaSettings, prefix: str, log: Path) -> ServiceProcess:
-    return ServiceProcess("services.features", {
-        "STREAMML_TOPIC_PREFIX": prefix, "STREAMML_KAFKA__BOOTSTRAP_SERVERS":
-        kafka.bootstrap_servers, "STREAMML_LOG_LEVEL": "WARNING",
-    }, log)
+class Reader:
+    """Reads ``features`` in another process, so the publisher does not delay its clock."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str, count: int, timeout: float) -> None:
+        context = mp.get_context("spawn")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_read, args=(kafka.bootstrap_servers, topic, count, timeout, send))
+        self._process.start()
+
+    def result(self) -> list[Arrival]:
+        got: list[Arrival] = self._receive.recv()
+        self._process.join()
+        return got
 
 
-def throughput(kafka: KafkaSettings, events: int, logs: Path) -> dict[str, float]:
+class Worker:
+    """One features worker under a fresh prefix, with its CPU time read from /proc."""
+
+    def __init__(self, kafka: KafkaSettings, prefix: str, spec: str, env: dict[str, str],
+                 log: Path) -> None:
+        self.process = ServiceProcess("services.features", {
+            "STREAMML_TOPIC_PREFIX": prefix, "STREAMML_SPEC": spec,
+            "STREAMML_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "STREAMML_LOG_LEVEL": "WARNING", **env,
+        }, log)
+
+    def cpu_seconds(self) -> float:
+        process = self.process._process
+        if process is None or process.poll() is not None:
+            return float("nan")
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def scenario(seed: int, start: datetime, spacing: float) -> Iterator[Event]:
+    for labelled in ClicksScenario(seed=seed).events(start, spacing):
+        yield labelled.event
+
+
+def drain(kafka: KafkaSettings, args: argparse.Namespace, logs: Path) -> dict[str, float]:
     prefix = f"bench{uuid.uuid4().hex[:6]}-"
     ensure_topics(kafka, prefix)
     client = EventClient.connect(Settings(kafka=kafka, topic_prefix=prefix), "user")
     start = datetime.now(UTC) - timedelta(minutes=10)
-    for n, labelled in enumerate(ClicksScenario(seed=3).events(start, 0.01)):
-        if n >= events:
+    for n, event in enumerate(scenario(3, start, 0.01)):
+        if n >= args.drain:
             break
-        client.publish_event(labelled.event)
+        client.publish_event(event)
     client.flush()
-    process = worker(kafka, prefix, logs / "throughput.log").start()
+    load = os.getloadavg()[0]
+    worker = Worker(kafka, prefix, args.spec, args.env, logs / f"drain-{prefix}.log")
+    reader = Reader(kafka, f"{prefix}features", args.drain, timeout=900)
+    worker.process.start()
+    cpu = worker.cpu_seconds()
     try:
-        vectors = read_vectors(kafka, f"{prefix}features", events, timeout=600)
+        arrivals = [arrival for _, arrival, _ in reader.result()]
+        cpu = worker.cpu_seconds() - cpu
     finally:
-        process.stop()
-    arrivals = [arrival for arrival, _ in vectors]
-    seconds = max(arrivals) - min(arrivals)
-    return {"events": float(len(vectors)), "seconds": seconds,
-            "events_per_second": len(vectors) / seconds if seconds > 0 else float("nan")}
+        worker.process.stop()
+    seconds = max(arrivals) - min(arrivals) if arrivals else float("nan")
+    return {"events": float(len(arrivals)), "seconds": seconds,
+            "events_per_second": len(arrivals) / seconds if seconds > 0 else float("nan"),
+            "worker_cpu_seconds": cpu, "load_before": load, "load_after": os.getloadavg()[0]}
 
 
-def latency(kafka: KafkaSettings, rate: float, seconds: float, logs: Path) -> dict[str, float]:
+def paced(kafka: KafkaSettings, args: argparse.Namespace, rate: float,
+          logs: Path) -> dict[str, float]:
     prefix = f"bench{uuid.uuid4().hex[:6]}-"
     ensure_topics(kafka, prefix)
-    process = worker(kafka, prefix, logs / "latency.log").start()
-    count = int(rate * seconds)
+    worker = Worker(kafka, prefix, args.spec, args.env, logs / f"paced-{prefix}.log")
+    worker.process.start()
+    count = int(rate * args.seconds)
     published: dict[str, float] = {}
+    load = os.getloadavg()[0]
     try:
         client = EventClient.connect(Settings(kafka=kafka, topic_prefix=prefix), "user")
-        scenario = ClicksScenario(seed=4).events(datetime.now(UTC), 1.0 / rate)
+        reader = Reader(kafka, f"{prefix}features", count, timeout=args.seconds + 120)
+        time.sleep(2.0)  # the reader's consumer joins before the first vector
+        cpu = worker.cpu_seconds()
         began = time.monotonic()
-
-        result: list[list[tuple[float, FeatureVector]]] = []
-        reader = threading.Thread(target=lambda: result.append(
-            read_vectors(kafka, f"{prefix}features", count, timeout=seconds + 60)))
-        reader.start()
-        for n, labelled in enumerate(scenario):
+        for n, event in enumerate(scenario(4, datetime.now(UTC), 1.0 / rate)):
             if n >= count:
                 break
             pause = began + n / rate - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-            published[labelled.event.event_id] = time.time()
-            client.publish_event(labelled.event)
+            published[event.event_id] = time.time()
+            client.publish_event(event)
+        ended = time.time()
+        offered = count / (time.monotonic() - began)
+        cpu_window = time.monotonic() - began
+        cpu = (worker.cpu_seconds() - cpu) / cpu_window
         client.flush()
-        reader.join()
+        vectors = reader.result()
     finally:
-        process.stop()
-    vectors = result[0]
-    inside = [(v.computed_at - v.ingested_at).total_seconds() * 1000 for _, v in vectors]
-    through = [(arrival - published[v.event_id]) * 1000 for arrival, v in vectors
-               if v.event_id in published]
+        worker.process.stop()
+    warm = min(published.values(), default=0.0) + args.warmup
+    kept = [(arrival, inside, arrival - published[event_id]) for event_id, arrival, inside
+            in vectors if event_id in published and published[event_id] >= warm]
+    inside_ms = [inside for _, inside, _ in kept]
+    through_ms = [through * 1000 for _, _, through in kept]
+    last = max((arrival for _, arrival, _ in vectors), default=float("nan"))
     return {
-        "rate": rate, "vectors": float(len(vectors)),
-        "processing_p50_ms": statistics.median(inside),
-        "processing_p99_ms": percentile(inside, 0.99),
-        "publish_to_vector_p50_ms": statistics.median(through),
-        "publish_to_vector_p99_ms": percentile(through, 0.99),
+        "rate": rate, "offered_rate": offered, "published": float(count),
+        "vectors": float(len(vectors)), "worker_cpu_share": cpu,
+        "processing_p50_ms": statistics.median(inside_ms) if inside_ms else float("nan"),
+        "processing_p99_ms": percentile(inside_ms, 0.99),
+        "publish_to_vector_p50_ms": statistics.median(through_ms) if through_ms else float("nan"),
+        "publish_to_vector_p99_ms": percentile(through_ms, 0.99),
+        "publish_to_vector_max_ms": max(through_ms, default=float("nan")),
+        "last_vector_after_last_publish_s": last - ended,
+        "load_before": load, "load_after": os.getloadavg()[0],
     }
+
+
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--rate", type=float, default=500.0)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--drain", type=int, default=50_000, help="events; 0 skips the drain")
+    parser.add_argument("--rates", default="500,1000,2000", help="events/s; empty skips")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--spec", default="clicks")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    args.env = dict(item.split("=", 1) for item in args.env)
+    rates = [float(rate) for rate in args.rates.split(",") if rate.strip()]
     kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
     logs = Path(tempfile.mkdtemp(prefix="bench-features-"))
-    spec = "clicks (2 entity stages: user, item)"
-    t = throughput(kafka, args.events, logs)
-    lat = latency(kafka, args.rate, args.seconds, logs)
+    drains: list[dict[str, float]] = []
+    runs: dict[float, list[dict[str, float]]] = {rate: [] for rate in rates}
+    for _ in range(args.repeats):
+        if args.drain:
+            drains.append(drain(kafka, args, logs))
+        for rate in rates:
+            runs[rate].append(paced(kafka, args, rate, logs))
     figures = {
         "when": datetime.now(UTC).isoformat(),
-        "machine": f"{platform.machine()} python {sys.version.split()[0]}",
-        "spec": spec, "throughput": t, "latency": lat,
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus python {sys.version.split()[0]}",
+        "spec": args.spec, "env": args.env, "repeats": args.repeats, "seconds": args.seconds,
+        "drain": {"median": median_of(drains), "runs": drains} if drains else None,
+        "paced": [{"rate": rate, "median": median_of(runs[rate]), "runs": runs[rate]}
+                  for rate in rates],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
-    print(f"| features service ({spec}) | value |")
-    print("|---|---|")
-    print(f"| drain {t['events']:.0f} events | {t['events_per_second']:.0f} events/s |")
-    print(f"| processing latency at {lat['rate']:.0f} ev/s, p50 / p99 | "
-          f"{lat['processing_p50_ms']:.1f} / {lat['processing_p99_ms']:.1f} ms |")
-    print(f"| publish -> feature vector at {lat['rate']:.0f} ev/s, p50 / p99 | "
-          f"{lat['publish_to_vector_p50_ms']:.1f} / {lat['publish_to_vector_p99_ms']:.1f} ms |")
-    print(f"saved {RESULTS}; worker logs in {logs}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
+    print(f"features service, spec {args.spec}, medians of {args.repeats} runs {args.env or ''}")
+    if drains:
+        d = median_of(drains)
+        print(f"\ndrain {d['events']:.0f} events: {d['events_per_second']:.0f} events/s "
+              f"(worker CPU {d['worker_cpu_seconds']:.1f} s; load {d['load_before']:.1f} -> "
+              f"{d['load_after']:.1f}; runs: "
+              + ", ".join(f"{run['events_per_second']:.0f}" for run in drains) + ")")
+    if rates:
+        print("\n| rate ev/s | processing p50 / p99 ms | publish -> vector p50 / p99 / max ms "
+              "| worker CPU | backlog at end s | load |")
+        print("|---|---|---|---|---|---|")
+    for rate in rates:
+        m = median_of(runs[rate])
+        print(f"| {rate:.0f} | {m['processing_p50_ms']:.1f} / {m['processing_p99_ms']:.1f} | "
+              f"{m['publish_to_vector_p50_ms']:.1f} / {m['publish_to_vector_p99_ms']:.1f} / "
+              f"{m['publish_to_vector_max_ms']:.0f} | {100 * m['worker_cpu_share']:.0f}% | "
+              f"{m['last_vector_after_last_publish_s']:.2f} | "
+              f"{m['load_before']:.1f} -> {m['load_after']:.1f} |")
+    print(f"\nsaved {args.out}; worker logs in {logs}")
     return 0
 
 

@@ -50,7 +50,6 @@ import math
 import os
 import platform
 import random
-import re
 import sys
 import tempfile
 import threading
@@ -63,12 +62,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Producer
 
 from schemas.codec import decode, encode
 from schemas.events import Label
 from schemas.features import FeatureVector
 from schemas.predictions import Prediction
+from services.cli.bench.scrape import by_label, load_average, scrape, total
+from services.cli.bench.stats import percentile
+from services.cli.bench.wire import fast_producer, produce
 from services.cli.process import ServiceProcess
 from services.common.kafka import ensure_topics, make_consumer, make_producer
 from services.common.settings import KafkaSettings
@@ -79,7 +80,6 @@ LABEL_LAG = 10
 """The label of event j is stamped just after event j + LABEL_LAG."""
 
 DEVICES = ("mobile", "desktop", "tablet")
-_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
 
 
 # -- synthetic input ----------------------------------------------------------------------------
@@ -161,24 +161,6 @@ class VectorStream:
 # -- Kafka and the service ----------------------------------------------------------------------
 
 
-def fast_producer(kafka: KafkaSettings, linger_ms: int = 20) -> Producer:
-    """An idempotent producer with large batches and a deep queue."""
-    return make_producer(kafka, **{
-        "linger.ms": linger_ms, "batch.num.messages": 10_000,
-        "queue.buffering.max.messages": 1_000_000, "queue.buffering.max.kbytes": 1_048_576,
-    })
-
-
-def produce(producer: Producer, topic: str, key: bytes, value: bytes) -> None:
-    """Produce, waiting for room in the local queue when it is full."""
-    while True:
-        try:
-            producer.produce(topic, value=value, key=key)
-            return
-        except BufferError:
-            producer.poll(0.05)
-
-
 def new_prefix() -> str:
     return f"bm{uuid.uuid4().hex[:8]}-"
 
@@ -221,42 +203,6 @@ def failure(process: ServiceProcess) -> str:
     return f"exit code {code}: {errors[-1] if errors else '(no error in the log)'}"
 
 
-def scrape(port: int) -> dict[str, float]:
-    """Every sample of the service's ``/metrics``: ``name{labels}`` -> value."""
-    url = f"http://127.0.0.1:{port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text: str = response.read().decode()
-    samples: dict[str, float] = {}
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if match is not None:
-            samples[match.group(1) + (match.group(2) or "")] = float(match.group(3))
-    return samples
-
-
-def total(samples: dict[str, float], name: str, **labels: str) -> float:
-    """Sum of metric ``name`` over the samples whose labels include ``labels``."""
-    wanted = [f'{key}="{value}"' for key, value in labels.items()]
-    found = 0.0
-    for key, value in samples.items():
-        base, _, rest = key.partition("{")
-        if base == name and all(w in rest for w in wanted):
-            found += value
-    return found
-
-
-def by_label(samples: dict[str, float], name: str, label: str) -> dict[str, float]:
-    """Metric ``name`` summed per value of ``label``."""
-    found: dict[str, float] = {}
-    pattern = re.compile(label + r'="([^"]*)"')
-    for key, value in samples.items():
-        base, _, rest = key.partition("{")
-        match = pattern.search(rest)
-        if base == name and match is not None:
-            found[match.group(1)] = found.get(match.group(1), 0.0) + value
-    return found
-
-
 def labels_learned(samples: dict[str, float], **labels: str) -> float:
     """Labels learned: every model learns each label, so the most any one model learned."""
     wanted = [f'{key}="{value}"' for key, value in labels.items()]
@@ -294,18 +240,6 @@ def per_second(first: dict[str, float], last: dict[str, float], field: str) -> f
 def settled(series: list[dict[str, float]], field: str, seconds: float) -> bool:
     """Whether ``field`` has not changed for ``seconds`` (and is not zero)."""
     return series[-1][field] > 0 and series[-1]["t"] - plateau(series, field)["t"] >= seconds
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (NaN for no values)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def wait_for(port: int, name: str, at_least: float, timeout: float) -> float:

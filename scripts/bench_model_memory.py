@@ -45,19 +45,16 @@ from bench_model import (
     VectorStream,
     exited,
     failure,
-    fast_producer,
     health,
     labels_learned,
-    load_average,
     model_service,
     new_prefix,
     port_of,
-    produce,
-    scrape,
     service_pid,
-    total,
 )
 
+from services.cli.bench.scrape import load_average, scrape, total
+from services.cli.bench.wire import fast_producer, produce
 from services.common.kafka import ensure_topics
 from services.common.settings import KafkaSettings
 

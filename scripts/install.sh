@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what streamml needs on this machine: the virtual environment with the project and its
-# dev tools, and the Debian packages its tests use (kcat, prometheus) when run as root.
+# dev tools, and the Debian packages its tests use (kcat, prometheus, chromium) when run as root.
 # Kafka itself is fetched from Maven Central on first `streamml kafka start`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,7 @@ fi
 missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian packages: ${missing[*]}"

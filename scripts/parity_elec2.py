@@ -67,8 +67,9 @@ from schemas.codec import decode
 from schemas.events import Event
 from schemas.predictions import Outcome, Prediction
 from schemas.spec import load_spec
+from services.cli.bench.stack_run import delete_topics
 from services.cli.process import ServiceProcess
-from services.common.kafka import ensure_topics, make_admin, make_consumer, wait_for_broker
+from services.common.kafka import ensure_topics, make_consumer, wait_for_broker
 from services.common.settings import KafkaSettings, Settings
 from services.producer.client import EventClient
 
@@ -250,15 +251,6 @@ def stream_side(kafka: KafkaSettings, rows: list[Row], label_delay: int, limit: 
         first_event = min(o.event_time for o in outcomes)
         run.seconds = (max(o.learned_at for o in outcomes) - first_event).total_seconds()
     return run
-
-
-def delete_topics(kafka: KafkaSettings, prefix: str) -> None:
-    """Delete the run's topics, faust's internal ones included, and wait until done."""
-    admin = make_admin(kafka)
-    names = [name for name in admin.list_topics(timeout=30).topics if name.startswith(prefix)]
-    if names:
-        for future in admin.delete_topics(names, request_timeout=30).values():
-            future.result()
 
 
 def publish_sentinel(kafka: KafkaSettings, prefix: str, fields: dict[str, float]) -> None:

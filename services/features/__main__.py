@@ -3,6 +3,6 @@
 import sys
 
 from services.common.runtime import run_service
-from services.features.app import main
+from services.features.worker import main
 
 sys.exit(run_service("features", main))

@@ -1,32 +1,39 @@
 """Wiring of the features service: settings -> faust app -> agents. Nothing runs at import.
 
-Agents: ``validate`` reads ``events`` (raw bytes, so faust never drops an undecodable message on
-its own), dead-letters what is invalid and forwards the rest to the first entity stage; each
-stage agent reads its internal topic keyed by that entity, adds its aggregates from its table and
-forwards; the last one publishes on ``features`` keyed by ``event_id``. Any unexpected error on a
-message dead-letters it with reason ``processing_error``; the agent keeps running.
+Agents (see :mod:`services.features.topology` for the topics and tables):
+
+* ``events`` reads raw bytes (so faust never drops an undecodable message on its own), validates,
+  dead-letters what is invalid, adds the primary entity's aggregates from its table when the
+  event is in its home partition (otherwise re-homes it) and hands the event on;
+* ``by-<primary>-home`` adds the primary entity's aggregates to re-homed events;
+* ``by-<entity>``, one per other entity key with aggregates, adds that entity's aggregates;
+* the last step publishes the vector on ``features``, keyed by the primary entity.
+
+A spec whose aggregates are all on the primary entity therefore takes no internal hop at all.
+Any unexpected error on a message dead-letters it with reason ``processing_error``; the agent
+keeps running.
+
+Sends only enqueue in the producer (:class:`~services.features.tables.Outbox`), which delivers
+in the background: no event waits for a delivery. Before faust commits offsets it flushes the
+producer, and the flush first runs the :class:`~services.features.tables.Checkpoint`: outputs
+delivered, then changed states written to the changelogs. A redelivered event is recognised by
+its entity's state (see ``tables``).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
-from confluent_kafka.cimpl import NewTopic
-from prometheus_client import CollectorRegistry
 
 from schemas.codec import encode
 from schemas.dead_letters import DeadLetterHeaders
-from schemas.spec import PipelineSpec, load_spec
+from schemas.spec import PipelineSpec
 from schemas.topics import PIPELINE_PARTITIONS
 from services.common.dead_letters import DeadLetter
-from services.common.kafka import create_missing_topics, wait_for_broker
-from services.common.metrics_server import Health, MetricsServer
-from services.common.runtime import announce_ready, configure_logging
 from services.features.broker import faust_broker_options
 from services.features.lag import sample as lag_sample
 from services.features.metrics import FeaturesMetrics
@@ -41,12 +48,22 @@ from services.features.pipeline import (
     plan_stages,
 )
 from services.features.settings import FeaturesSettings
+from services.features.tables import Checkpoint, Outbox, StageTable, mark_passed, passed
+from services.features.topology import home_partition, stage_topic, table_name
 from services.features.transport import LowLatencyApp
 
 log = logging.getLogger(__name__)
 SERVICE = "features"
 
 Send = Callable[[StagedEvent], Awaitable[None]]
+Step = Callable[[StagedEvent, bytes, int, faust.types.Message], Awaitable[None]]
+"""(staged event, entity key, partition of the entity's state, source message)."""
+DeadLetterSink = Callable[[faust.EventT[Any], DeadLetter], Awaitable[None]]
+
+
+def primary_stage(spec: PipelineSpec, stages: list[Stage]) -> Stage | None:
+    """The stage of the spec's first entity key (the key of ``events``), if it has aggregates."""
+    return stages[0] if stages and stages[0].entity == spec.entity_keys[0] else None
 
 
 def build_app(
@@ -54,28 +71,45 @@ def build_app(
     spec: PipelineSpec,
     metrics: FeaturesMetrics,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> faust.App:
-    """The faust app with its topics, tables and agents; not started."""
+    partitions: int = PIPELINE_PARTITIONS,
+    datadir: str | None = None,
+) -> LowLatencyApp:
+    """The faust app with its topics, tables and agents; not started.
+
+    ``partitions`` is the partition count of ``events``; internal topics and tables get as many.
+    ``datadir`` is faust's data directory (default: ``<group>-data`` in the working directory).
+    """
+    options = settings.features
+    group = settings.group(SERVICE)
     app = LowLatencyApp(
-        settings.group(SERVICE),
+        group,
+        fetch_max_wait_ms=options.fetch_max_wait_ms,
         **faust_broker_options(settings.kafka),
         web_enabled=False,
         autodiscover=False,
         store="memory://",
         topic_replication_factor=1,
-        topic_partitions=PIPELINE_PARTITIONS,
+        topic_partitions=partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
-        broker_commit_interval=settings.features.commit_interval_seconds,
+        broker_commit_interval=options.commit_interval_seconds,
         producer_acks=-1,
+        producer_linger_ms=options.linger_ms,
+        producer_max_batch_size=options.max_batch_bytes,
+        producer_compression_type="lz4",
         table_cleanup_interval=60.0,
+        **({} if datadir is None else {"datadir": datadir}),
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(settings.topic("events"), **raw)
-    features = app.topic(settings.topic("features"), **raw)
-    dead_letters = app.topic(settings.topic("dead-letters"), **raw)
-    limits = settings.features.limits()
-    stages = plan_stages(spec, settings.features.remember_events)
+    features = settings.topic("features")
+    dead_letters = settings.topic("dead-letters")
+    limits = options.limits()
+    stages = plan_stages(spec, options.remember_events)
+    primary = primary_stage(spec, stages)
+    outbox = Outbox(lambda: app.producer.send)
+    tables: list[StageTable] = []
+    app.before_flush.append(Checkpoint(tables, outbox))
 
     async def dead_letter(event: faust.EventT[Any], error: DeadLetter) -> None:
         message = event.message
@@ -85,9 +119,8 @@ def build_app(
             source_offset=message.offset, service=SERVICE, reason_code=error.reason_code,
             error_class=type(cause).__name__, reason=error.reason[:2000],
         )
-        await dead_letters.send(
-            key=message.key, value=message.value, headers=headers.to_kafka_headers()
-        )
+        await outbox.send(dead_letters, message.key, message.value,
+                          headers=headers.to_kafka_headers())
         metrics.invalid_events.labels(reason=error.reason_code).inc()
         log.warning("dead-lettered %s: %s", error.reason_code, error.reason[:200])
 
@@ -95,106 +128,127 @@ def build_app(
         vector = finish(staged, clock())
         # Keyed like the event (primary entity): an entity's vectors stay in order.
         key = vector.entity[spec.entity_keys[0]].encode()
-        await features.send(key=key, value=encode(vector))
+        await outbox.send(features, key, encode(vector))
         metrics.events_processed.inc()
-        metrics.processing_seconds.observe((clock() - staged.ingested_at).total_seconds())
+        metrics.processing_seconds.observe((vector.computed_at - staged.ingested_at)
+                                           .total_seconds())
+
+    def stage_step(stage: Stage, is_primary: bool, send_next: Send) -> Step:
+        table = StageTable(cast("faust.Table[bytes, Any]", app.Table(
+            table_name(stage, is_primary), default=None, partitions=partitions, key_type=bytes,
+        )))  # keys are raw bytes (entity values); values are JSON dicts (value_type None: json)
+        tables.append(table)
+        return _step(stage, table, send_next, metrics)
+
+    def feeder(topic: faust.TopicT, stage: Stage) -> Send:
+        name = topic.get_topic_name()
+
+        async def feed(staged: StagedEvent) -> None:
+            await outbox.send(name, staged.event.entity[stage.entity].encode(),
+                              encode_staged(staged))
+
+        return feed
 
     send_next: Send = publish_features
-    for stage in reversed(stages):
-        send_next = _add_stage_agent(app, settings, stage, send_next, dead_letter, metrics)
+    for stage in reversed([stage for stage in stages if stage is not primary]):
+        topic = app.topic(stage_topic(group, stage, False), partitions=partitions,
+                          internal=True, **raw)
+        _add_stage_agent(app, f"{group}.stage-{stage.entity}", topic,
+                         stage_step(stage, False, send_next), dead_letter)
+        send_next = feeder(topic, stage)
 
-    async def validate(stream: faust.StreamT[Any]) -> None:
+    route: Callable[[StagedEvent, faust.types.Message], Awaitable[None]]
+    if primary is None:
+        async def hand_on(staged: StagedEvent, _message: faust.types.Message) -> None:
+            await send_next(staged)
+
+        route = hand_on
+    else:
+        home = app.topic(stage_topic(group, primary, True), partitions=partitions,
+                         internal=True, **raw)
+        step = stage_step(primary, True, send_next)
+        _add_stage_agent(app, f"{group}.stage-{primary.entity}-home", home, step, dead_letter)
+
+        async def in_place_or_rehomed(staged: StagedEvent, message: faust.types.Message) -> None:
+            key = staged.event.entity[primary.entity].encode()
+            partition = home_partition(key, partitions)
+            if message.partition == partition:
+                await step(staged, key, partition, message)
+                return
+            metrics.rehomed.inc()
+            await outbox.send(home.get_topic_name(), key, encode_staged(staged), partition)
+
+        route = in_place_or_rehomed
+
+    async def read_events(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             try:
-                await send_next(admit(event.value, spec, clock(), limits))
+                await route(admit(event.value, spec, clock(), limits), event.message)
             except DeadLetter as error:
                 await dead_letter(event, error)
             except Exception as error:
                 await dead_letter(event, _unexpected(error))
 
-    app.agent(events, name=f"{settings.group(SERVICE)}.validate")(validate)
+    app.agent(events, name=f"{group}.validate")(read_events)
 
     sources = {settings.topic("events"): "events"}
-    sources.update({_stage_topic(settings, stage): f"by-{stage.entity}" for stage in stages})
+    sources.update({stage_topic(group, stage, stage is primary): f"by-{stage.entity}"
+                    for stage in stages})
 
     async def sample_lag() -> None:
         for topic, lag in lag_sample(app.consumer, sources.get).items():
-            metrics.consumer_lag.labels(
-                service=SERVICE, group=settings.group(SERVICE), topic=topic
-            ).set(lag)
+            metrics.consumer_lag.labels(service=SERVICE, group=group, topic=topic).set(lag)
 
-    app.timer(interval=5.0, name=f"{settings.group(SERVICE)}.lag")(sample_lag)
+    app.timer(interval=5.0, name=f"{group}.lag")(sample_lag)
     return app
 
 
-def _add_stage_agent(
-    app: faust.App,
-    settings: FeaturesSettings,
-    stage: Stage,
-    send_next: Send,
-    dead_letter: Callable[[faust.EventT[Any], DeadLetter], Awaitable[None]],
-    metrics: FeaturesMetrics,
-) -> Send:
-    """Declare ``stage``'s topic, table and agent; return the function that feeds the stage."""
-    topic = app.topic(
-        _stage_topic(settings, stage), key_serializer="raw",
-        value_serializer="raw", partitions=PIPELINE_PARTITIONS, internal=True,
-    )
-    table = app.Table(
-        _table_name(stage), default=None, partitions=PIPELINE_PARTITIONS, key_type=bytes,
-    )  # keys are raw bytes (entity values); values are JSON dicts (value_type None: json)
+def _step(stage: Stage, table: StageTable, send_next: Send, metrics: FeaturesMetrics) -> Step:
+    """Add ``stage``'s aggregates to an event, keep the entity's new state, hand the event on.
+
+    An event at or below the offset its entity's state has passed for its source topic is a
+    redelivery whose outputs are already sent: it is skipped. The state passes an event only
+    once its outputs are sent (see :mod:`services.features.tables`).
+    """
     entities = metrics.table_entities.labels(entity=stage.entity)
+    redelivered = metrics.redelivered.labels(entity=stage.entity)
+
+    async def step(staged: StagedEvent, key: bytes, partition: int,
+                   message: faust.types.Message) -> None:
+        state = table.get(key)
+        if passed(state, message.topic, message.offset):
+            redelivered.inc()
+            return
+        staged, state, seen = advance(staged, stage, state)
+        table.put(key, state, partition)
+        if seen:
+            redelivered.inc()
+        else:
+            entities.set(len(table))
+        await send_next(staged)
+        mark_passed(state, message.topic, message.offset)
+        table.put(key, state, partition)
+
+    return step
+
+
+def _add_stage_agent(
+    app: LowLatencyApp, name: str, topic: faust.TopicT, step: Step,
+    dead_letter: DeadLetterSink,
+) -> None:
+    """An agent on an internal stage topic (keyed by the stage's entity): one step per event."""
 
     async def run_stage(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             try:
-                staged = decode_staged(event.value)
-                key = event.key
-                staged, state, redelivered = advance(staged, stage, table.get(key))
-                if redelivered:
-                    metrics.redelivered.labels(entity=stage.entity).inc()
-                else:
-                    table[key] = state
-                entities.set(len(table))
-                await send_next(staged)
+                message = event.message
+                await step(decode_staged(event.value), event.key, message.partition, message)
             except DeadLetter as error:
                 await dead_letter(event, error)
             except Exception as error:
                 await dead_letter(event, _unexpected(error))
 
-    app.agent(topic, name=f"{settings.group(SERVICE)}.stage-{stage.entity}")(run_stage)
-
-    async def feed(staged: StagedEvent) -> None:
-        key = staged.event.entity[stage.entity].encode()
-        await topic.send(key=key, value=encode_staged(staged))
-
-    return feed
-
-
-def internal_topics(settings: FeaturesSettings, spec: PipelineSpec) -> list[NewTopic]:
-    """The stage topics and table changelogs, created before the worker subscribes.
-
-    faust declares them itself too, but a subscription made before the broker's metadata lists a
-    new topic silently leaves its partitions unassigned; creating them first avoids that race.
-    """
-    group = settings.group(SERVICE)
-    topics = []
-    for stage in plan_stages(spec, settings.features.remember_events):
-        topics.append(NewTopic(_stage_topic(settings, stage), num_partitions=PIPELINE_PARTITIONS,
-                               replication_factor=1))
-        topics.append(NewTopic(
-            f"{group}-{_table_name(stage)}-changelog", num_partitions=PIPELINE_PARTITIONS,
-            replication_factor=1, config={"cleanup.policy": "compact"},
-        ))
-    return topics
-
-
-def _stage_topic(settings: FeaturesSettings, stage: Stage) -> str:
-    return f"{settings.group(SERVICE)}-by-{stage.entity}"
-
-
-def _table_name(stage: Stage) -> str:
-    return f"entity-{stage.entity}"
+    app.agent(topic, name=name)(run_stage)
 
 
 def _unexpected(error: Exception) -> DeadLetter:
@@ -202,50 +256,3 @@ def _unexpected(error: Exception) -> DeadLetter:
     dead = DeadLetter("processing_error", f"{type(error).__name__}: {error}")
     dead.__cause__ = error
     return dead
-
-
-class _Worker(faust.Worker):
-    """A faust worker that also calls ``on_ready`` once tables are recovered and it runs."""
-
-    def __init__(self, app: faust.App, on_ready: Callable[[], None], **options: Any) -> None:
-        super().__init__(app, **options)
-        self._on_ready = on_ready
-
-    async def on_startup_finished(self) -> None:
-        await super().on_startup_finished()
-        self._on_ready()
-
-
-def main() -> int:
-    """Entry point: read settings, wire the app, serve metrics, run the faust worker."""
-    settings = FeaturesSettings()
-    configure_logging(SERVICE, settings.log_level)
-    spec = load_spec(settings.spec)
-    registry = CollectorRegistry()
-    metrics = FeaturesMetrics(registry)
-    wait_for_broker(settings.kafka)
-    create_missing_topics(settings.kafka, internal_topics(settings, spec))
-    app = build_app(settings, spec, metrics)
-    started = time.monotonic()
-
-    def health() -> Health:
-        running = bool(app.started) if hasattr(app, "started") else True
-        return Health(ok=running, details={"service": SERVICE, "spec": spec.name,
-                                           "uptime_seconds": round(time.monotonic() - started)})
-
-    server = MetricsServer(registry, health, settings.metrics_host, settings.metrics_port).start()
-
-    def on_ready() -> None:
-        metrics.up.set(1)
-        announce_ready(SERVICE, server.port)
-
-    worker = _Worker(app, on_ready, loglevel=settings.log_level, quiet=True,
-                     redirect_stdouts=False)
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    finally:
-        metrics.up.set(0)
-        server.stop()
-    return 0

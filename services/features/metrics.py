@@ -8,7 +8,8 @@ from services.common.service_metrics import LATENCY_BUCKETS
 
 
 class FeaturesMetrics:
-    """Events processed, invalid events by reason, processing latency, table sizes."""
+    """Events processed, invalid events by reason, processing latency, table sizes, re-homed and
+    redelivered events, consumer lag."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.events_processed = Counter(
@@ -33,6 +34,12 @@ class FeaturesMetrics:
             "streamml_features_redelivered_events_total",
             "Events seen again by a stage (crash replay or duplicate) and not counted twice.",
             ["entity"], registry=registry,
+        )
+        self.rehomed = Counter(
+            "streamml_features_rehomed_events_total",
+            "Events read outside their primary entity's home partition of events (keyed or "
+            "partitioned otherwise than librdkafka's default), processed after one more hop.",
+            registry=registry,
         )
         self.consumer_lag = Gauge(
             "streamml_consumer_lag_messages",

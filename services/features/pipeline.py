@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from pydantic import ConfigDict
 
 from schemas.base import AwareDatetime, Contract
@@ -63,22 +62,33 @@ def advance(
     """Add ``stage``'s point-in-time aggregates to ``staged``.
 
     Returns the staged event, the updated state and whether the event was a redelivery. The state
-    remembers the aggregates it gave its entity's last ``stage.remember`` events: an event seen
-    again (a redelivery after a crash, or a duplicate from upstream) gets the same aggregates
-    again and is not absorbed twice, so at-least-once delivery never double-counts.
+    remembers the aggregates it gave its entity's last ``stage.remember`` events (``recent``:
+    ``[event_id, [value per aggregate, in the stage's order]]``): an event seen again (a
+    redelivery after a crash, or a duplicate from upstream) gets the same aggregates again and
+    is not absorbed twice, so at-least-once delivery never double-counts.
     """
     current = state if state is not None else new_state()
     recent: list[list[Any]] = current.setdefault("recent", [])
     event_id = staged.event.event_id
-    for remembered_id, remembered in recent:
-        if remembered_id == event_id:
-            return _with(staged, remembered), current, True
+    if event_id in [entry[0] for entry in recent]:
+        again = _remembered(stage, next(entry[1] for entry in recent if entry[0] == event_id))
+        if again is not None:
+            return _with(staged, again), current, True
     event_time = staged.event.event_time.timestamp()
     aggregates = features_before(current, stage.aggregates, event_time)
     absorb(current, stage.aggregates, event_time, dict(staged.event.fields))
-    recent.append([event_id, aggregates])
+    recent.append([event_id, [aggregates[a.name] for a in stage.aggregates]])
     del recent[: max(0, len(recent) - stage.remember)]
     return _with(staged, aggregates), current, False
+
+
+def _remembered(stage: Stage, remembered: Any) -> dict[str, float | None] | None:
+    """Remembered aggregates by name; None if they do not fit the stage's aggregates."""
+    if isinstance(remembered, dict):  # states written before values were kept as a list
+        return remembered
+    if len(remembered) != len(stage.aggregates):
+        return None
+    return {a.name: value for a, value in zip(stage.aggregates, remembered, strict=True)}
 
 
 def _with(staged: StagedEvent, aggregates: dict[str, float | None]) -> StagedEvent:
@@ -99,12 +109,12 @@ def finish(staged: StagedEvent, now: datetime) -> FeatureVector:
 
 def encode_staged(staged: StagedEvent) -> bytes:
     """Internal wire format of a staged event."""
-    return orjson.dumps(staged.model_dump(mode="json"))
+    return staged.model_dump_json().encode()
 
 
 def decode_staged(raw: bytes) -> StagedEvent:
     """Inverse of :func:`encode_staged`."""
-    return StagedEvent.model_validate(orjson.loads(raw))
+    return StagedEvent.model_validate_json(raw)
 
 
 def _raw_feature(value: FieldValue) -> FeatureValue:

@@ -21,6 +21,15 @@ class FeaturesOptions(BaseModel):
     commit_interval_seconds: float = Field(default=1.0, gt=0)
     remember_events: int = Field(default=32, ge=1, le=10_000)
     """Recent events per entity whose aggregates are kept, so redeliveries are not re-counted."""
+    fetch_max_wait_ms: int = Field(default=5, ge=1, le=1500)
+    """Longest a fetch waits for new records: bounds the delay a record can sit on the broker
+    while the consumer's one fetch in flight waits on other partitions (see ``transport``)."""
+    linger_ms: int = Field(default=0, ge=0, le=1000)
+    """How long the producer waits to fill a batch; batches also fill while one is in flight."""
+    max_batch_bytes: int = Field(default=256 * 1024, ge=16 * 1024, le=900_000)
+    """Producer batch size per partition. The producer keeps one batch per partition and has one
+    request in flight, so small batches make a burst (a checkpoint of many entity states) wait
+    for one round trip per batch."""
 
     def limits(self) -> Limits:
         """The validation limits these options describe."""

@@ -164,3 +164,32 @@ def test_a_stage_remembers_only_its_last_events(spec: PipelineSpec) -> None:
         assert not redelivered
     assert state is not None
     assert [event_id for event_id, _ in state["recent"]] == ["e-7", "e-8", "e-9"]
+
+
+def test_the_event_memory_keeps_values_in_the_stages_order(spec: PipelineSpec) -> None:
+    stage = plan_stages(spec)[0]
+    staged = admit(raw_event("e-1", 0, price=10), spec, NOW + timedelta(minutes=1), Limits())
+    _, state, _ = advance(staged, stage, None)
+    assert state["recent"] == [["e-1", [0.0, None]]]  # user_events_5m, user_mean_price_5m
+    assert [a.name for a in stage.aggregates] == ["user_events_5m", "user_mean_price_5m"]
+
+
+def test_states_that_remember_aggregates_by_name_are_still_understood(spec: PipelineSpec) -> None:
+    stage = plan_stages(spec)[0]
+    staged = admit(raw_event("e-1", 0), spec, NOW + timedelta(minutes=1), Limits())
+    _, state, _ = advance(staged, stage, None)
+    state["recent"] = [["e-1", {"user_events_5m": 7.0, "user_mean_price_5m": 3.5}]]
+    again, _, redelivered = advance(staged, stage, state)
+    assert redelivered
+    assert again.features["user_events_5m"] == 7.0
+    assert again.features["user_mean_price_5m"] == 3.5
+
+
+def test_remembered_values_that_do_not_fit_the_stage_are_not_reused(spec: PipelineSpec) -> None:
+    stage = plan_stages(spec)[0]
+    staged = admit(raw_event("e-1", 0), spec, NOW + timedelta(minutes=1), Limits())
+    _, state, _ = advance(staged, stage, None)
+    state["recent"] = [["e-1", [1.0]]]  # written by a spec with other aggregates
+    _, after, redelivered = advance(staged, stage, state)
+    assert not redelivered
+    assert after["seq"] == 2

@@ -1,0 +1,156 @@
+"""The services under test: started with ``streamml up``'s machinery under a fresh topic prefix
+and free ports, watched from outside while they run, stopped and cleaned up afterwards."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from services.cli import stack
+from services.cli.bench.scrape import by_label, rss_bytes, scrape, total
+from services.cli.supervisor import METRICS_PORTS
+from services.common.kafka import ensure_topics, make_admin
+from services.common.settings import KafkaSettings
+
+SERVICES = stack.CONSUMERS
+"""features, model, drift, metrics-sink."""
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_offset(first: int = 1000, last: int = 9000, step: int = 100) -> int:
+    """The first offset at which every service's metrics port is free."""
+    for offset in range(first, last, step):
+        if all(_port_free(METRICS_PORTS[name] + offset) for name in SERVICES):
+            return offset
+    raise RuntimeError(f"no free metrics ports at offsets {first}..{last}")
+
+
+@dataclass
+class RunningStack:
+    """The consumers of one benchmark run: their home folder, topic prefix and ports."""
+
+    home: Path
+    prefix: str
+    port_offset: int
+
+    def port(self, service: str) -> int:
+        return METRICS_PORTS[service] + self.port_offset
+
+    def pids(self) -> dict[str, int]:
+        """Pid of each running service (a restarted one has a new pid)."""
+        report = stack.status(self.home)
+        return {name: int(entry["pid"]) for name, entry in report["services"].items()}
+
+    def restarts(self) -> dict[str, int]:
+        report = stack.status(self.home)
+        return {name: int(entry["restarts"]) for name, entry in report["services"].items()}
+
+
+def start_stack(kafka: KafkaSettings, spec: str, prefix: str, home: Path,
+                timeout: float = 180.0) -> RunningStack:
+    """Create the prefix's topics and start the four consumers until all are healthy."""
+    ensure_topics(kafka, prefix)
+    offset = free_port_offset()
+    env = {"STREAMML_TOPIC_PREFIX": prefix, "STREAMML_SPEC": spec,
+           "STREAMML_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+           "STREAMML_LOG_LEVEL": "WARNING",
+           "F_DATADIR": str(home / "faust-{conf.name}")}  # faust's files, out of the repo
+    plan = stack.plan_stack(home, env, with_producer=False, port_offset=offset)
+    stack.up(plan, timeout=timeout)
+    return RunningStack(home, prefix, offset)
+
+
+def stop_stack(running: RunningStack) -> None:
+    """Stop the services (SIGTERM, as ``streamml down``)."""
+    stack.down(running.home)
+
+
+def delete_topics(kafka: KafkaSettings, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with ``prefix`` (faust's internal ones included)."""
+    admin = make_admin(kafka)
+    names = [name for name in admin.list_topics(timeout=30).topics if name.startswith(prefix)]
+    if names:
+        for future in admin.delete_topics(names, request_timeout=30).values():
+            future.result()
+    return names
+
+
+class Sampler:
+    """Samples the stack every ``interval`` seconds on a thread: events published (from
+    ``published()``), predictions made, consumer lag per service, resident memory per service
+    and of the broker. ``samples`` rows: ``t`` (seconds since :meth:`start`), ``published``,
+    ``predicted``, ``backlog`` (published - predicted), ``lag`` and ``rss`` (per name), and the
+    size of the model's last checkpoint, ``checkpoint_bytes``."""
+
+    def __init__(self, running: RunningStack, published: Callable[[], int],
+                 broker_pid: int | None, interval: float = 1.0) -> None:
+        self.running = running
+        self.published = published
+        self.broker_pid = broker_pid
+        self.interval = interval
+        self.samples: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._began = time.monotonic()
+        self._pids: dict[str, int] = {}
+
+    def start(self) -> Sampler:
+        """Take a first sample now, then one every ``interval`` on a daemon thread."""
+        self._began = time.monotonic()
+        self._pids = self.running.pids()
+        self.samples.append(self.sample())
+        self._thread = threading.Thread(target=self._loop, name="bench-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[dict[str, Any]]:
+        """Stop sampling, take a last sample, return them all."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.samples.append(self.sample())
+        return self.samples
+
+    def latest_backlog(self) -> float:
+        return float(self.samples[-1]["backlog"]) if self.samples else 0.0
+
+    def sample(self) -> dict[str, Any]:
+        """One sample now (also usable without the thread)."""
+        published = self.published()
+        lag: dict[str, float] = {}
+        predicted = checkpoint = float("nan")
+        for service in SERVICES:
+            try:
+                samples = scrape(self.running.port(service), timeout=2.0)
+            except OSError:
+                lag[service] = float("nan")
+                continue
+            lag[service] = sum(by_label(samples, "streamml_consumer_lag_messages",
+                                        "topic").values())
+            if service == "model":
+                predicted = total(samples, "streamml_model_predictions_total")
+                checkpoint = total(samples, "streamml_model_checkpoint_bytes")
+        rss = {name: rss_bytes(pid) for name, pid in self._pids.items()}
+        if self.broker_pid is not None:
+            rss["broker"] = rss_bytes(self.broker_pid)
+        return {"t": round(time.monotonic() - self._began, 3), "published": published,
+                "predicted": predicted, "backlog": published - predicted, "lag": lag,
+                "rss": rss, "checkpoint_bytes": checkpoint}
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.samples.append(self.sample())
