@@ -42,6 +42,9 @@ class Outcome(Contract):
     spec's timeout policy. ``label_delay_seconds`` is ``label_time - event_time`` (the window length
     on a timeout). ``correct`` is set for classification when the model made a prediction (a model
     that has learned nothing yet may not); it is None otherwise, and such outcomes are not judged.
+    ``label_probability`` is the probability the model gave, when it predicted, to the class that
+    was then observed (``label``): what log loss is computed from. A class the model had never
+    seen has probability 0. It is None for regression and when the model predicted nothing.
     """
 
     schema_version: Literal[1] = 1
@@ -52,6 +55,7 @@ class Outcome(Contract):
     prediction: PredictionValue
     score: float | None = None
     label: LabelValue
+    label_probability: float | None = Field(default=None, ge=0, le=1)
     correct: bool | None = None
     timed_out: bool = False
     label_delay_seconds: float = Field(ge=0)

@@ -191,11 +191,15 @@ class DetectorSpec(_Closed):
 
     It watches a model's error stream (``1.0`` wrong, ``0.0`` right); see
     ``services/drift/detectors.py`` for what each detector reports as statistic and threshold.
+    ``direction = "up"`` (the default) alerts only when the error rate rises: a model that gets
+    better (it learned, or the world became easier) is no reason to start a challenger.
+    ``"both"`` alerts on any change of the error rate.
     """
 
     detector: Literal["ADWIN", "PageHinkley", "KSWIN", "DDM"] = "ADWIN"
     params: dict[str, float | int] = Field(default_factory=dict)
     cooldown_observations: int = Field(default=500, ge=0)
+    direction: Literal["up", "both"] = "up"
 
 
 class ShiftSpec(_Closed):

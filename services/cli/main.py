@@ -17,9 +17,13 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.spec import SpecError, builtin_specs, load_spec, resolve_spec_path
-from services.cli import stack
+from services.cli import prometheus, stack
+from services.cli.bench.command import add_bench_arguments, run_bench
+from services.cli.evaluate_drift import add_parser as add_evaluate_drift_parser
 from services.cli.local_kafka import BrokerError, BrokerPaths, LocalBroker
+from services.cli.local_kafka.command import add_kafka_arguments, run_kafka_command
 from services.cli.local_kafka.fetch import FetchError
+from services.cli.report.command import add_report_arguments, run_report
 from services.common.kafka import BrokerUnavailable, ensure_topics, make_admin
 from services.common.settings import Settings
 
@@ -41,16 +45,7 @@ def _print(document: Any) -> None:
 
 
 def cmd_kafka(args: argparse.Namespace) -> int:
-    broker = local_broker(args.port)
-    if args.action == "start":
-        pid = broker.start()
-        print(f"Kafka {broker.version} running on {broker.bootstrap_servers} (pid {pid}); "
-              f"log: {broker.paths.logs / 'broker.log'}")
-    elif args.action == "stop":
-        print("stopped" if broker.stop() else "not running")
-    else:
-        _print(broker.status())
-    return 0
+    return run_kafka_command(args, local_broker(args.port))
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
@@ -85,12 +80,34 @@ def _stack_env(args: argparse.Namespace) -> dict[str, str]:
 def cmd_up(args: argparse.Namespace) -> int:
     settings = Settings()
     ensure_topics(settings.kafka, settings.topic_prefix)
+    monitoring = _monitoring(args)
     plan = stack.plan_stack(home_dir(), _stack_env(args), with_producer=not args.no_producer,
-                            port_offset=args.port_offset)
+                            port_offset=args.port_offset, monitoring=monitoring)
+    if monitoring is not None and stack.read_state(home_dir()) is None:
+        prometheus.write_config(home_dir(), plan.services, prometheus.PORT + args.port_offset,
+                                monitoring)
     report = stack.up(plan)
     _print_status(report)
     print(f"logs: {home_dir() / 'logs'}   stop with: streamml down")
     return 0
+
+
+def _monitoring(args: argparse.Namespace) -> prometheus.PrometheusOptions | None:
+    """Prometheus for ``up``, or None (with the reason printed) when it will not run."""
+    if args.no_prometheus:
+        return None
+    binary = prometheus.find_binary()
+    if binary is None:
+        print("prometheus is not installed, so it will not run (Debian: apt-get install "
+              "prometheus; --no-prometheus hides this note)")
+        return None
+    port = prometheus.PORT + args.port_offset
+    if stack.read_state(home_dir()) is None and not stack.port_is_free(port):
+        print(f"port {port} is taken (another Prometheus?), so ours will not run; use "
+              "--port-offset to move every port, or --no-prometheus")
+        return None
+    return prometheus.PrometheusOptions(
+        binary, prometheus.interval_from_seconds(args.scrape_interval))
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -111,10 +128,10 @@ def _print_status(report: dict[str, Any]) -> None:
     if not report["running"]:
         print("not running")
         return
-    print(f"{'service':<14}{'pid':>8}  {'healthy':<8}{'restarts':>9}  metrics")
+    print(f"{'service':<14}{'pid':>8}  {'healthy':<8}{'restarts':>9}  url")
     for name, service in report["services"].items():
         print(f"{name:<14}{service['pid']:>8}  {service['healthy']!s:<8}{service['restarts']:>9}"
-              f"  http://127.0.0.1:{service['port']}/metrics")
+              f"  {service['url']}")
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -167,6 +184,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 1 if summary.stopped else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    return run_report(args, home_dir())
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    return run_bench(args, home_dir())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamml", description="Real-time machine learning on Kafka.",
@@ -174,8 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     kafka = commands.add_parser("kafka", help="the local Kafka broker (fetched from Maven Central)")
-    kafka.add_argument("action", choices=["start", "stop", "status"])
-    kafka.add_argument("--port", type=int, default=9092)
+    add_kafka_arguments(kafka)
     kafka.set_defaults(func=cmd_kafka)
 
     topics = commands.add_parser("topics", help="create or list the pipeline's topics")
@@ -191,7 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-producer", action="store_true",
                     help="run only the consumers; publish your own events")
     up.add_argument("--port-offset", type=int, default=0,
-                    help="add this to every metrics port (9101-9105), to run two stacks")
+                    help="add this to every metrics port (9101-9105) and Prometheus' (9090), "
+                         "to run two stacks")
+    up.add_argument("--no-prometheus", action="store_true",
+                    help="do not run Prometheus (by default it runs when installed)")
+    up.add_argument("--scrape-interval", type=float, default=5.0, metavar="SECONDS",
+                    help="how often Prometheus scrapes and evaluates its rules (default 5)")
     up.set_defaults(func=cmd_up)
 
     down = commands.add_parser("down", help="stop the services")
@@ -249,6 +278,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="skip and count rows that cannot be converted instead of stopping")
     replay.add_argument("--quiet", action="store_true", help="no progress line")
     replay.set_defaults(func=cmd_replay)
+
+    report = commands.add_parser(
+        "report", help="write an HTML report of a run (charts of accuracy, latency, labels)",
+        description="Read the run's predictions, outcomes, drift alerts, model events and dead "
+                    "letters to their current end and write DIR/index.html with PNG charts.",
+    )
+    add_report_arguments(report)
+    report.set_defaults(func=cmd_report)
+
+    bench = commands.add_parser(
+        "bench", help="benchmark: River in process against the pipeline on the broker",
+        description="Run the spec's champion on one stream in process and through the running "
+                    "services (fresh topics): sustained rate, latency percentiles, memory, "
+                    "profile. Writes JSON and Markdown under bench/ and prints the table.",
+    )
+    add_bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
+
+    add_evaluate_drift_parser(commands)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from services.cli import prometheus
 from services.cli.supervisor import (
     METRICS_PORTS,
     SERVICE_MODULES,
@@ -31,13 +33,21 @@ class StackError(RuntimeError):
 
 
 def plan_stack(home: Path, env: dict[str, str], with_producer: bool,
-               port_offset: int = 0) -> Plan:
-    """Which services to run, with ``env`` (``STREAMML_*`` settings) passed to each."""
+               port_offset: int = 0,
+               monitoring: prometheus.PrometheusOptions | None = None) -> Plan:
+    """Which services to run, with ``env`` (``STREAMML_*`` settings) passed to each.
+
+    With ``monitoring``, Prometheus runs too, on port 9090 + ``port_offset``; its configuration
+    is written by :func:`services.cli.prometheus.write_config` before :func:`up`.
+    """
     names = [*CONSUMERS, *(["producer"] if with_producer else [])]
-    return Plan(str(home), [
+    services = [
         ServicePlan(name, SERVICE_MODULES[name], METRICS_PORTS[name] + port_offset, dict(env))
         for name in names
-    ])
+    ]
+    if monitoring is not None:
+        services.append(prometheus.service_plan(home, prometheus.PORT + port_offset, monitoring))
+    return Plan(str(home), services)
 
 
 def read_state(home: Path) -> dict[str, Any] | None:
@@ -99,26 +109,45 @@ def status(home: Path) -> dict[str, Any]:
         return {"running": False, "services": {}}
     services = {}
     for name, service in state["services"].items():
-        health = probe_health(int(service["port"]))
+        port = int(service["port"])
+        health = probe_health(port, service.get("health_path", "/health"))
         services[name] = {
             "pid": service["pid"], "alive": _alive(int(service["pid"])),
             "restarts": service["restarts"], "port": service["port"],
             "healthy": health is not None and bool(health.get("ok")),
             "health": health,
+            "url": f"http://127.0.0.1:{port}{service.get('page', '/metrics')}",
         }
     return {"running": True, "supervisor_pid": state["pid"], "services": services}
 
 
-def probe_health(port: int) -> dict[str, Any] | None:
-    """GET ``/health`` on 127.0.0.1:``port``; None when nothing answers."""
+def probe_health(port: int, path: str = "/health") -> dict[str, Any] | None:
+    """GET ``path`` on 127.0.0.1:``port``; None when nothing answers.
+
+    ``/health`` answers with our JSON document; any other path (Prometheus' ``/-/ready``) is
+    healthy when it answers 200, reported as ``{"ok": true, "status": 200}``.
+    """
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1.0) as reply:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1.0) as reply:
+            if path != "/health":
+                return {"ok": True, "status": reply.status}
             document: dict[str, Any] = orjson.loads(reply.read())
             return document
     except urllib.error.HTTPError as error:
         return {"ok": False, "status": error.code}
     except (OSError, orjson.JSONDecodeError):
         return None
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:``port`` (so a service of ours can bind it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _alive(pid: int) -> bool:

@@ -1,7 +1,8 @@
 """Runs the services as supervised processes: start, restart on crash, stop on SIGTERM.
 
 ``streamml up`` starts this module detached (``python -m services.cli.supervisor PLAN``); it
-spawns one process per service with its logs in ``<home>/logs/<service>.log``, restarts a service
+spawns one process per service (``python -m <module>``, or the plan's own ``argv`` for programs
+such as Prometheus) with its logs in ``<home>/logs/<service>.log``, restarts a service
 that exits unexpectedly (with back-off), records pids in ``<home>/run/supervisor.json``, and on
 SIGTERM stops every service with SIGTERM (SIGKILL after a grace period).
 """
@@ -35,12 +36,19 @@ GRACE_SECONDS = 15.0
 
 @dataclass
 class ServicePlan:
-    """One service to run: its name, module, extra environment and metrics port."""
+    """One service to run: its name, module, extra environment and metrics port.
+
+    ``argv``, when given, is run instead of ``python -m <module>``; ``health_path`` is the URL
+    path on ``port`` that answers 200 when the service is healthy, ``page`` the one to show.
+    """
 
     name: str
     module: str
     port: int
     env: dict[str, str] = field(default_factory=dict)
+    argv: list[str] = field(default_factory=list)
+    health_path: str = "/health"
+    page: str = "/metrics"
 
 
 @dataclass
@@ -104,9 +112,9 @@ class Supervisor:
             path = self._home / "logs" / f"{service.name}.log"
             log = self._logs[service.name] = path.open("ab")
         env = {**os.environ, **service.env, "STREAMML_METRICS_PORT": str(service.port)}
-        self._children[service.name] = subprocess.Popen(  # noqa: S603 - our own modules
-            [sys.executable, "-m", service.module], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=env,
+        argv = service.argv or [sys.executable, "-m", service.module]
+        self._children[service.name] = subprocess.Popen(  # noqa: S603 - argv from our own plan
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
         )
         self._restarts.setdefault(service.name, 0)
         self._write_state()
@@ -115,7 +123,8 @@ class Supervisor:
         state = {
             "pid": os.getpid(),
             "services": {
-                name: {"pid": child.pid, "port": plan.port, "restarts": self._restarts[name]}
+                name: {"pid": child.pid, "port": plan.port, "restarts": self._restarts[name],
+                       "health_path": plan.health_path, "page": plan.page}
                 for plan in self._plan.services
                 for name, child in self._children.items() if name == plan.name
             },

@@ -6,6 +6,14 @@ bound assumes values in ``[0, 1]``; PageHinkley's threshold is in the same units
 excess of errors). A cooldown of ``cooldown_observations`` after an alert keeps one drift from
 becoming a storm of alerts.
 
+Direction: with the spec's ``direction = "up"`` (the default) only a *rise* of the error rate is
+reported. PageHinkley then runs in River's ``mode="up"``; DDM only ever detects rises; for ADWIN
+the mean of the window it keeps after the detection (the recent sub-window W1) is compared with
+the mean of the whole window it tested (W0 and W1, so the sign is that of ``mean(W1) -
+mean(W0)``); for KSWIN the mean of the recent ``stat_size`` errors with the older part of its
+window. A detection of a fall is dropped (River still restarts its window, as after any
+detection) and starts no cooldown. ``direction = "both"`` reports every detection.
+
 What a :class:`Detection` reports, per detector (it fires when the statistic passes the
 threshold):
 
@@ -19,8 +27,10 @@ threshold):
   gets a fixed ``seed`` unless one is given, so replays raise the same alerts.
 
 Measured on stationary 0/1 error streams (error rates 0.1 and 0.3, 100,000 outcomes each, no
-cooldown): ADWIN raised no false alarm, DDM 0-4, PageHinkley 3-9 and KSWIN 0-13 (KSWIN runs a
-KS test per outcome on 30 binary values, a poor fit for a 0/1 signal, and it is slow).
+cooldown, default parameters; three streams per rate, one for KSWIN), false alarms per stream
+with ``direction = "up"`` (``"both"``): ADWIN 0 (0), DDM 0-1 (0-1), PageHinkley 2-7 (3-9), KSWIN
+0-4 (0-8). KSWIN runs a KS test per outcome on 30 binary values, a poor fit for a 0/1 signal,
+and it is slow.
 """
 
 from __future__ import annotations
@@ -61,6 +71,8 @@ def build_detector(spec: DetectorSpec) -> Any:
     params: dict[str, Any] = dict(spec.params)
     if spec.detector == "KSWIN":
         params.setdefault("seed", KSWIN_SEED)
+    if spec.detector == "PageHinkley":
+        params["mode"] = "up" if spec.direction == "up" else "both"
     return classes[spec.detector](**params)
 
 
@@ -75,15 +87,31 @@ class ErrorStreamMonitor:
         self._adwin = _AdwinCut(self._detector) if spec.detector == "ADWIN" else None
 
     def update(self, error: float) -> Detection | None:
-        """Add one observation; return a :class:`Detection` if a drift is reported."""
+        """Add one observation; return a :class:`Detection` if a drift in the spec's direction
+        is reported outside a cooldown."""
         self.position += 1
         if self._adwin is not None:
             self._adwin.before_update(error)
+        # KSWIN replaces its window on a detection: keep the one it tested (``error`` included).
+        tested = self._detector.window if self._spec.detector == "KSWIN" else None
         self._detector.update(error)
         if not self._detector.drift_detected or self.position < self._quiet_until:
             return None
+        if self._spec.direction == "up" and not self._rose(tested):
+            return None
         self._quiet_until = self.position + self._spec.cooldown_observations
         return Detection(self.position, *self._statistic())
+
+    def _rose(self, tested: deque[float] | None) -> bool:
+        """Whether the detection just made is a rise of the error rate."""
+        if self._adwin is not None:
+            return self._adwin.rose()
+        if tested is not None:  # KSWIN: the recent errors against the older part of its window
+            recent = self._detector.stat_size
+            values = list(tested)
+            older, newer = values[:-recent], values[-recent:]
+            return bool(older) and sum(newer) / len(newer) > sum(older) / len(older)
+        return True  # PageHinkley in mode "up", and DDM, only detect rises
 
     def _statistic(self) -> tuple[float, float]:
         detector = self._detector
@@ -133,6 +161,11 @@ class _AdwinCut:
             squares += width * (value - total / width) ** 2 / (width + 1)
         self._width, self._total, self._squares = width + 1, total + value, squares
         self._history.append(value)
+
+    def rose(self) -> bool:
+        """After a detection: whether the mean of the window ADWIN kept (W1) is above the mean of
+        the window it tested (W0 and W1), i.e. ``mean(W1) > mean(W0)``."""
+        return float(self._detector.estimation) > self._total / self._width
 
     def cut(self) -> tuple[float, float]:
         """``(|mean(W0) - mean(W1)|, epsilon_cut)`` of the most significant cut of the window

@@ -8,6 +8,13 @@ By topic:
   stream (``detectors.py``, classification only), label shift and prediction drift on the
   champion's outcomes (``outcomes.py``).
 
+A model's outcomes are watched only once its first feedback window has closed: before that only
+the labels that come quickly have come back (with ``on_timeout = "negative"``, clicks but no
+non-clicks yet), a biased sample of its errors and labels whose end would look like a drift.
+Stream time here is when an outcome became known, ``event_time + label_delay_seconds``; the
+outcomes of model ``m`` count from the first of its outcomes known at or after
+``event_time of m's first outcome + feedback_window_seconds``.
+
 Each detection becomes one :class:`~schemas.alerts.DriftAlert` on the alerts topic, keyed by its
 target; ``stream_position`` is the number of observations the firing monitor had seen and
 ``event_time`` the event time of the last one. A message that does not decode raises
@@ -17,6 +24,7 @@ target; ``stream_position`` is the number of observations the firing monitor had
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -34,6 +42,10 @@ from services.drift.covariate import CovariateMonitor
 from services.drift.detectors import ErrorStreamMonitor
 from services.drift.outcomes import OutcomeShifts
 from services.drift.windows import Signal
+
+MODELS_REMEMBERED = 64
+"""Models whose first feedback window is remembered (the one unseen longest is forgotten
+beyond that)."""
 
 
 class _Producer(Protocol):
@@ -82,6 +94,10 @@ class DriftHandler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._concept = spec.drift.concept
+        self._window = spec.label.feedback_window_seconds
+        self._settled_from: OrderedDict[str, float] = OrderedDict()
+        """When each model's first feedback window closes (stream time, epoch seconds), the
+        model seen last at the end."""
         self._producer = producer
         self._alerts_topic = alerts_topic
         self._features_topic = features_topic
@@ -124,6 +140,8 @@ class DriftHandler:
             self._publish(signal, vector.event_time)
 
     def _on_outcome(self, outcome: Outcome) -> None:
+        if not self._settled(outcome):
+            return
         observed, signals = self.shifts.update(outcome)
         for kind in observed:
             self._metrics.observations(kind=kind).inc()
@@ -131,6 +149,18 @@ class DriftHandler:
             self._publish(signal, outcome.event_time)
         if outcome.correct is not None:
             self._on_error(outcome, 0.0 if outcome.correct else 1.0)
+
+    def _settled(self, outcome: Outcome) -> bool:
+        """Whether ``outcome`` became known after its model's first feedback window closed."""
+        event_time = outcome.event_time.timestamp()
+        settled_from = self._settled_from.get(outcome.model)
+        if settled_from is None:
+            settled_from = self._settled_from[outcome.model] = event_time + self._window
+            while len(self._settled_from) > MODELS_REMEMBERED:
+                self._settled_from.popitem(last=False)
+        else:
+            self._settled_from.move_to_end(outcome.model)
+        return event_time + outcome.label_delay_seconds >= settled_from
 
     def _on_error(self, outcome: Outcome, error: float) -> None:
         monitor = self.concept_monitors.get(outcome.model)

@@ -15,7 +15,7 @@ from schemas.model_events import ModelEvent
 from schemas.predictions import Outcome, Prediction
 from services.common.dead_letters import DeadLetter
 from services.metrics_sink.metrics import SinkMetrics
-from services.metrics_sink.rolling import RollingMean
+from services.metrics_sink.quality import ModelQuality
 
 
 @dataclass(frozen=True)
@@ -31,14 +31,20 @@ class SinkTopics:
 
 
 class SinkHandler:
-    """Implements :class:`services.common.consumer_loop.Handler` for the metrics sink."""
+    """Implements :class:`services.common.consumer_loop.Handler` for the metrics sink.
 
-    def __init__(self, topics: SinkTopics, metrics: SinkMetrics, accuracy_window: int) -> None:
+    Each model's rolling quality (:class:`ModelQuality`, windows of ``window`` outcomes) is
+    exported on every outcome, except its ROC AUC, which costs a sort of the window: it is
+    recomputed once ``roc_auc_every`` outcomes changed it, and when the inputs are idle.
+    """
+
+    def __init__(
+        self, topics: SinkTopics, metrics: SinkMetrics, window: int, roc_auc_every: int = 100
+    ) -> None:
         self._topics = topics
         self._metrics = metrics
-        self.accuracy: defaultdict[str, RollingMean] = defaultdict(
-            lambda: RollingMean(accuracy_window)
-        )
+        self._roc_auc_every = roc_auc_every
+        self.quality: defaultdict[str, ModelQuality] = defaultdict(lambda: ModelQuality(window))
 
     def handle(self, message: Message) -> None:
         """Update the metrics for one message of any of the four topics."""
@@ -59,7 +65,10 @@ class SinkHandler:
             raise DeadLetter.from_contract_error(error) from error
 
     def on_idle(self) -> None:
-        """Nothing to do on time alone."""
+        """Bring every model's ROC AUC up to date with its window."""
+        for model, quality in self.quality.items():
+            if quality.roc_auc.changes:
+                self._refresh_roc_auc(model, quality)
 
     def _on_prediction(self, prediction: Prediction) -> None:
         version = str(prediction.model_version)
@@ -73,9 +82,26 @@ class SinkHandler:
             timed_out=str(outcome.timed_out).lower(),
         ).inc()
         self._metrics.label_delay(model=outcome.model).observe(outcome.label_delay_seconds)
+        model = outcome.model
+        quality = self.quality[model]
+        quality.observe(outcome)
+        self._metrics.label_coverage(model=model).set(quality.label_coverage.mean)
         if outcome.correct is not None:
-            accuracy = self.accuracy[outcome.model].update(1.0 if outcome.correct else 0.0)
-            self._metrics.rolling_accuracy(model=outcome.model).set(accuracy)
+            self._metrics.rolling_accuracy(model=model).set(quality.accuracy.mean)
+        if outcome.label_probability is not None:
+            self._metrics.rolling_log_loss(model=model).set(quality.log_loss.mean)
+        if len(quality.absolute_error):
+            self._metrics.rolling_mae(model=model).set(quality.mae)
+            self._metrics.rolling_rmse(model=model).set(quality.rmse)
+        if quality.roc_auc.changes >= self._roc_auc_every:
+            self._refresh_roc_auc(model, quality)
+
+    def _refresh_roc_auc(self, model: str, quality: ModelQuality) -> None:
+        auc = quality.roc_auc.refresh()
+        if auc is None:
+            self._metrics.rolling_roc_auc.remove(model)
+        else:
+            self._metrics.rolling_roc_auc.labels(model=model).set(auc)
 
     def _on_alert(self, alert: DriftAlert) -> None:
         self._metrics.drift_alerts(kind=alert.kind, detector=alert.detector).inc()

@@ -10,7 +10,7 @@ LABEL_DELAY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 
 class SinkMetrics:
-    """Predictions, outcomes, quality, latency, alerts and dead letters."""
+    """Predictions, outcomes, rolling quality, latency, alerts, model events and dead letters."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.predictions = Counter(
@@ -32,8 +32,34 @@ class SinkMetrics:
         ).labels
         self.rolling_accuracy = Gauge(
             "streamml_rolling_accuracy_ratio",
-            "Accuracy over the last outcomes of each model (window: --accuracy-window).",
+            "Accuracy over the last outcomes of each model (window: STREAMML_ACCURACY_WINDOW).",
             ["model"], registry=registry,
+        ).labels
+        self.rolling_log_loss = Gauge(
+            "streamml_rolling_log_loss",
+            "Mean log loss (natural log, probability of the observed class clipped at 1e-15) "
+            "over the last classification outcomes of each model.", ["model"], registry=registry,
+        ).labels
+        self.rolling_roc_auc = Gauge(
+            "streamml_rolling_roc_auc_ratio",
+            "ROC AUC of the positive-class score over the last binary outcomes of each model; "
+            "absent while that window holds one class only.", ["model"], registry=registry,
+        )
+        """The gauge itself, not its ``labels``: a model's series is removed while undefined."""
+        self.rolling_mae = Gauge(
+            "streamml_rolling_mae",
+            "Mean absolute error over the last regression outcomes of each model "
+            "(in the target's unit).", ["model"], registry=registry,
+        ).labels
+        self.rolling_rmse = Gauge(
+            "streamml_rolling_rmse",
+            "Root mean squared error over the last regression outcomes of each model "
+            "(in the target's unit).", ["model"], registry=registry,
+        ).labels
+        self.label_coverage = Gauge(
+            "streamml_label_coverage_ratio",
+            "Share of the last outcomes of each model that had a real label (not a closed "
+            "feedback window).", ["model"], registry=registry,
         ).labels
         self.drift_alerts = Counter(
             "streamml_drift_alerts_total", "Drift alerts seen, by kind and detector.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from pydantic import Field
 
@@ -21,6 +22,11 @@ class SinkSettings(Settings):
 
     metrics_port: int = Field(default=9105, ge=0, le=65535)
     accuracy_window: int = Field(default=1000, gt=0)
+    """Outcomes per model in every rolling quality window (accuracy, log loss, ROC AUC, MAE,
+    RMSE, label coverage)."""
+    roc_auc_every: int = Field(default=100, gt=0)
+    """Recompute a model's ROC AUC (a sort of its window) after this many of its outcomes, and
+    whenever the inputs are idle."""
 
 
 def run(settings: SinkSettings, stop: StopSignal) -> int:
@@ -35,10 +41,18 @@ def run(settings: SinkSettings, stop: StopSignal) -> int:
         model_events=settings.topic("model-events"),
         prefix=settings.topic_prefix,
     )
-    handler = SinkHandler(topics, SinkMetrics(plumbing.registry), settings.accuracy_window)
-    return serve(plumbing, handler, stop, details=lambda: {
-        "accuracy": {model: round(window.mean, 4) for model, window in handler.accuracy.items()},
-    })
+    handler = SinkHandler(topics, SinkMetrics(plumbing.registry), settings.accuracy_window,
+                          settings.roc_auc_every)
+
+    def details() -> dict[str, Any]:
+        models = dict(handler.quality)  # a copy: the loop may add a model meanwhile
+        return {
+            "accuracy": {model: round(quality.accuracy.mean, 4)
+                         for model, quality in models.items() if len(quality.accuracy)},
+            "quality": {model: quality.summary() for model, quality in models.items()},
+        }
+
+    return serve(plumbing, handler, stop, details=details)
 
 
 def main() -> int:

@@ -44,9 +44,13 @@ class Governor:
         self._clock = clock
 
     def after_label(self, predictions: Predictions, y: object, labels_seen: int) -> None:
-        """Score the models on one label; promote a challenger that has won the race."""
+        """Score the models on one label; promote a challenger that has won the race.
+
+        Models dropped since the event was predicted (a fresh challenger replaced by a newer
+        one) are left out: they can no longer be promoted."""
+        serving = {model.name for model in self.learner.models}
         losses = {model: self._loss(prediction, y)
-                  for model, (_, prediction, _) in predictions.items()}
+                  for model, (_, prediction, _) in predictions.items() if model in serving}
         champion = self.learner.champion.name
         won = self.race.record(champion, losses)
         if won is None:

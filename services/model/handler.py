@@ -219,8 +219,12 @@ class ModelHandler:
             deadline=vector.event_time.timestamp() + self._window,
         )
         predicted_at = self._clock()
+        keep_probabilities = self.learner.keeps_class_probabilities()
         for answer in self.learner.predict(x):
             entry.predictions[answer.model] = (answer.version, answer.prediction, answer.score)
+            if keep_probabilities and answer.probabilities is not None:
+                entry.class_probabilities = entry.class_probabilities or {}
+                entry.class_probabilities[answer.model] = answer.probabilities
             if answer.role != "champion":
                 continue
             prediction = Prediction(
@@ -322,12 +326,15 @@ class ModelHandler:
     ) -> None:
         learned_at = self._clock()
         champion = self.learner.champion.name
+        kept = entry.class_probabilities or {}
         for model, (version, prediction, score) in entry.predictions.items():
             outcome = Outcome(
                 event_id=entry.event_id, model=model, model_version=version,
                 role="champion" if model == champion else "challenger",
                 prediction=prediction,
                 score=score, label=y,
+                label_probability=None if prediction is None
+                else self.learner.label_probability(y, score, kept.get(model)),
                 # No prediction (a model that has learned nothing yet) is not judged, as in River.
                 correct=None if self.learner.label.type == "regression" or prediction is None
                 else prediction == y,

@@ -6,6 +6,7 @@ teaches every model one label on exactly the input it predicted with.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -103,6 +104,39 @@ class Learner:
     def timeout_label(self) -> bool | int | float | str:
         """The label a closed feedback window stands for (``on_timeout = "negative"``)."""
         return self.normalise_label(self.label.negative_value)
+
+    def keeps_class_probabilities(self) -> bool:
+        """Whether a pending event must keep each model's class probabilities until its label
+        comes: for multiclass labels only (a binary label's probability follows from the score)."""
+        return self.label.type == "multiclass"
+
+    def label_probability(
+        self, y: bool | int | float | str, score: float | None,
+        probabilities: Mapping[str, float] | None,
+    ) -> float | None:
+        """The probability a model gave to the observed class ``y`` (normalised), in [0, 1].
+
+        Binary: from ``score``, the positive-class probability. Multiclass: ``probabilities``
+        (class as a string -> probability, as predicted); a class missing from them had 0.
+        None for regression, and when the model predicted nothing (no score or probabilities).
+
+        >>> models = ModelsSpec.model_validate(
+        ...     {"champion": {"name": "m", "estimator": "linear_model.LogisticRegression"}})
+        >>> binary = Learner(models, LabelSpec(type="binary", feedback_window_seconds=30))
+        >>> round(binary.label_probability(False, 0.8, None), 6)
+        0.2
+        """
+        if self.label.type == "binary":
+            if score is None:
+                return None
+            probability = score if y else 1.0 - score
+        elif self.label.type == "multiclass":
+            if probabilities is None:
+                return None
+            probability = probabilities.get(str(y), 0.0)
+        else:
+            return None
+        return min(1.0, max(0.0, probability))
 
     def predict(self, x: dict[str, float]) -> list[ModelPrediction]:
         """Every model's prediction for ``x``, champion first."""

@@ -31,6 +31,9 @@ class PendingEntry:
     """model name -> (model version, prediction, score)."""
     label: Label | None = None
     """The label, once it arrived; it is learned when stream time passes its ``label_time``."""
+    class_probabilities: dict[str, dict[str, float]] | None = None
+    """model name -> the class probabilities it predicted, kept for multiclass labels only (for
+    log loss). A plain ``None`` default, so entries pickled before this field existed load."""
 
 
 class PendingStore:

@@ -335,6 +335,64 @@ def test_prometheus_files_have_the_same_jobs(services: dict[str, dict[str, Any]]
         assert config.get("global", {}).get("scrape_interval") == "5s", flavour
 
 
+# --- Grafana -------------------------------------------------------------------------------
+
+GRAFANA = "grafana"
+GRAFANA_DIR = ROOT / "deploy" / "grafana"
+GRAFANA_DATASOURCES = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
+GRAFANA_PROVIDERS = GRAFANA_DIR / "provisioning" / "dashboards" / "streamml.yml"
+
+
+def _bind_mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> host path of a service's ``./host:/container[:ro]`` volumes."""
+    mounts: dict[str, str] = {}
+    for entry in service.get("volumes") or []:
+        host, _, rest = str(entry).partition(":")
+        if host.startswith("./"):
+            mounts[rest.split(":")[0]] = host
+    return mounts
+
+
+def test_grafana_provisions_its_datasource_and_dashboards(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    mounts = _bind_mounts(_service(services, GRAFANA))
+    assert mounts.get("/etc/grafana/provisioning") == "./deploy/grafana/provisioning"
+    dashboard_mounts = [path for path, host in mounts.items()
+                        if host == "./deploy/grafana/dashboards"]
+    assert len(dashboard_mounts) == 1, "deploy/grafana/dashboards must be mounted once"
+    providers = _load_yaml(GRAFANA_PROVIDERS).get("providers") or []
+    assert [provider["options"]["path"] for provider in providers] == dashboard_mounts
+    home = _environment(_service(services, GRAFANA))["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    relative = home.removeprefix(dashboard_mounts[0] + "/")
+    assert relative != home and (GRAFANA_DIR / "dashboards" / relative).is_file(), home
+
+
+def test_grafana_datasource_is_the_compose_prometheus(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    datasources = _load_yaml(GRAFANA_DATASOURCES).get("datasources") or []
+    assert len(datasources) == 1
+    source = datasources[0]
+    assert source["type"] == "prometheus" and source["uid"] == "streamml-prometheus"
+    match = re.fullmatch(r"http://([a-z0-9-]+):(\d+)", str(source["url"]))
+    assert match, source["url"]
+    assert match.group(1) == PROMETHEUS
+    assert int(match.group(2)) in _published_container_ports(_service(services, PROMETHEUS))
+    # $__rate_interval is derived from timeInterval: it must be Prometheus' scrape interval.
+    scrape_interval = _load_yaml(PROMETHEUS_COMPOSE)["global"]["scrape_interval"]
+    assert source["jsonData"]["timeInterval"] == scrape_interval
+    depends_on = _service(services, GRAFANA).get("depends_on")
+    assert depends_on == {PROMETHEUS: {"condition": "service_healthy"}}
+
+
+def test_grafana_lets_anonymous_users_view_only(services: dict[str, dict[str, Any]]) -> None:
+    env = _environment(_service(services, GRAFANA))
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
+    assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert env["GF_SECURITY_ADMIN_PASSWORD"].startswith("${"), "no fixed admin password"
+
+
 # --- The image -----------------------------------------------------------------------------
 
 

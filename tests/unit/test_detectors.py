@@ -54,7 +54,8 @@ def test_every_adwin_detection_reports_a_statistic_beyond_its_threshold() -> Non
         for before, after in ((0.1, 0.6), (0.1, 0.2), (0.3, 0.1)):
             rng = random.Random(seed)
             stream = errors(rng, before, 2000) + errors(rng, after, 4000)
-            detections += feed(ErrorStreamMonitor(DetectorSpec(cooldown_observations=0)), stream)
+            spec = DetectorSpec(cooldown_observations=0, direction="both")
+            detections += feed(ErrorStreamMonitor(spec), stream)
     assert len(detections) >= 30
     assert all(0.0 < d.threshold < d.statistic <= 1.0 for d in detections)
 
@@ -111,7 +112,8 @@ def test_cooldown_suppresses_repeated_alerts() -> None:
     stream = flapping(9)
     eager = feed(ErrorStreamMonitor(DetectorSpec(cooldown_observations=0)), stream)
     calm = feed(ErrorStreamMonitor(DetectorSpec(cooldown_observations=1000)), stream)
-    assert len(eager) > 20  # without a cooldown every flip alerts
+    # Without a cooldown every rise alerts, once, inside its block (falls never do).
+    assert [d.position // 150 for d in eager] == list(range(1, 40, 2))
     assert 0 < len(calm) < len(eager)
     gaps = [b.position - a.position for a, b in pairwise(calm)]
     assert all(gap >= 1000 for gap in gaps)
@@ -122,3 +124,57 @@ def test_positions_count_every_observation() -> None:
     monitor = ErrorStreamMonitor(DetectorSpec())
     feed(monitor, [0.0] * 123)
     assert monitor.position == 123
+
+
+def falling(seed: int, change_at: int = CHANGE_AT) -> list[float]:
+    """Error rate 0.6, then 0.1 from observation ``change_at + 1`` on: the model got better."""
+    rng = random.Random(seed)
+    return errors(rng, 0.6, change_at) + errors(rng, 0.1, 3000)
+
+
+ALL_DETECTORS = ["ADWIN", "PageHinkley", "DDM", "KSWIN"]
+
+
+@pytest.mark.parametrize("detector", ALL_DETECTORS)
+def test_a_falling_error_rate_raises_no_alert_by_default(detector: str) -> None:
+    for seed in range(3):
+        spec = DetectorSpec(detector=detector, cooldown_observations=0)
+        assert spec.direction == "up"
+        detections = feed(ErrorStreamMonitor(spec), falling(seed))
+        assert [d for d in detections if d.position > CHANGE_AT] == []
+
+
+@pytest.mark.parametrize("detector", ["ADWIN", "PageHinkley", "KSWIN"])
+def test_direction_both_also_alerts_on_a_fall(detector: str) -> None:
+    found = 0
+    for seed in range(3):
+        spec = DetectorSpec(detector=detector, cooldown_observations=0, direction="both")
+        detections = feed(ErrorStreamMonitor(spec), falling(seed))
+        found += any(CHANGE_AT < d.position <= CHANGE_AT + DETECTION_BOUND for d in detections)
+    assert found == 3
+
+
+@pytest.mark.parametrize("detector", ALL_DETECTORS)
+def test_a_rise_after_a_fall_is_still_detected_within_the_bound(detector: str) -> None:
+    """0.6 -> 0.1 (no alert), then 0.1 -> 0.6 (alert): a dropped fall does not blind it."""
+    for seed in range(3):
+        rng = random.Random(seed)
+        stream = errors(rng, 0.6, 1000) + errors(rng, 0.1, 2000) + errors(rng, 0.6, 1000)
+        spec = DetectorSpec(detector=detector, cooldown_observations=0)
+        detections = feed(ErrorStreamMonitor(spec), stream)
+        assert detections, f"seed {seed}: the rise was not detected"
+        assert all(d.position > 3000 for d in detections)
+        assert detections[0].position <= 3000 + DETECTION_BOUND
+
+
+def test_page_hinkley_runs_in_river_mode_up_unless_told_both() -> None:
+    from services.drift.detectors import build_detector
+
+    assert build_detector(DetectorSpec(detector="PageHinkley")).mode == "up"
+    assert build_detector(DetectorSpec(detector="PageHinkley", direction="both")).mode == "both"
+
+
+def test_adwin_raises_no_alarm_on_stationary_streams_without_a_cooldown() -> None:
+    for seed, rate in ((0, 0.1), (1, 0.3), (2, 0.5)):
+        spec = DetectorSpec(detector="ADWIN", cooldown_observations=0)
+        assert feed(ErrorStreamMonitor(spec), errors(random.Random(200 + seed), rate, 20_000)) == []

@@ -15,6 +15,7 @@ from schemas.features import FeatureVector
 from schemas.predictions import Outcome
 from schemas.spec import DetectorSpec, PipelineSpec
 from services.common.dead_letters import DeadLetter
+from services.drift.detectors import ErrorStreamMonitor
 from services.drift.handler import DriftHandler, DriftMetrics
 from tests.unit.fakes import FakeProducer, ManualClock, message
 
@@ -30,21 +31,24 @@ def outcome(n: int, model: str, correct: bool | None) -> bytes:
     ))
 
 
-def pipeline(**drift: Any) -> PipelineSpec:
+def pipeline(window: float = 1.0, **drift: Any) -> PipelineSpec:
+    """A spec whose labels come within ``window`` seconds (the outcomes here all take 1 s, so
+    with the default every outcome is known once the first window has closed)."""
     return PipelineSpec.model_validate({
         "name": "shop", "entity_keys": ["user"],
         "fields": {"x": {"type": "float"}, "device": {"type": "categorical"}},
-        "label": {"type": "binary", "feedback_window_seconds": 30},
+        "label": {"type": "binary", "feedback_window_seconds": window},
         "models": {"champion": {"name": "logreg",
                                 "estimator": "linear_model.LogisticRegression"}},
         "drift": {"concept": DetectorSpec(detector="ADWIN", params={"delta": 0.002}), **drift},
     })
 
 
-def build(**drift: Any) -> tuple[DriftHandler, FakeProducer, CollectorRegistry]:
+def build(window: float = 1.0, **drift: Any) -> tuple[DriftHandler, FakeProducer,
+                                                       CollectorRegistry]:
     producer, registry = FakeProducer(), CollectorRegistry()
-    handler = DriftHandler(pipeline(**drift), producer, "drift-alerts", DriftMetrics(registry),
-                           clock=ManualClock(DETECTED_AT))
+    handler = DriftHandler(pipeline(window, **drift), producer, "drift-alerts",
+                           DriftMetrics(registry), clock=ManualClock(DETECTED_AT))
     return handler, producer, registry
 
 
@@ -225,3 +229,35 @@ def test_undecodable_feature_vectors_are_dead_lettered(raw: bytes, code: str) ->
         handler.handle(message("features", raw))
     assert raised.value.reason_code == code
     assert producer.records == []
+
+
+def test_outcomes_known_before_a_models_first_window_closes_are_not_watched() -> None:
+    """Clicks come back after 1 s, non-clicks when the 30 s window closes: for the first 30 s a
+    model's outcomes are clicks only. Its errors on them are rare (5%), on non-clicks frequent
+    (60%), so its error rate rises when the first window closes although nothing changed."""
+    rng = random.Random(8)
+    arrivals: list[tuple[float, bytes, bool]] = []
+    for n in range(6000):
+        event_time = T0 + timedelta(seconds=n * 0.1)
+        clicked = rng.random() < 0.5
+        delay = 1.0 if clicked else 30.0
+        wrong = rng.random() < (0.05 if clicked else 0.6)
+        arrivals.append((n * 0.1 + delay, encode(Outcome(
+            event_id=f"e-{n}", model="logreg", model_version=1, prediction=clicked != wrong,
+            score=0.5, label=clicked, correct=not wrong, timed_out=not clicked,
+            label_delay_seconds=delay, event_time=event_time,
+            learned_at=event_time + timedelta(seconds=delay),
+        )), wrong))
+    # In arrival order, up to the last event (later, only non-clicks would still come back).
+    arrivals = sorted((a for a in arrivals if a[0] < 600.0), key=lambda arrival: arrival[0])
+
+    unsettled = ErrorStreamMonitor(DetectorSpec())
+    assert any(unsettled.update(float(wrong)) for _, _, wrong in arrivals)  # the naive view
+
+    handler, producer, _ = build(window=30.0)
+    for _, raw, _ in arrivals:
+        handler.handle(message("outcomes", raw))
+    assert [a for a in published(producer) if a.kind == "concept"] == []
+    known_late = sum(1 for arrived, _, _ in arrivals if arrived >= 30.0)
+    assert handler.positions()["concept"] == {"logreg": known_late}
+    assert handler.positions()["label"] == known_late

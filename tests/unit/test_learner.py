@@ -124,3 +124,28 @@ def test_regression_prediction_is_the_value_and_the_score() -> None:
     assert answer.score == answer.prediction
     assert answer.prediction == pytest.approx(2.5, abs=0.2)
     assert answer.probabilities is None
+
+
+def test_label_probability_of_a_binary_label_comes_from_the_positive_score() -> None:
+    model = learner("binary")
+    assert model.label_probability(True, 0.8, None) == 0.8
+    assert model.label_probability(False, 0.8, None) == pytest.approx(0.2)
+    assert model.label_probability(False, 1.0 + 1e-12, None) == 0.0  # clipped into [0, 1]
+    assert model.label_probability(True, None, None) is None  # nothing predicted
+
+
+def test_label_probability_of_a_multiclass_label_is_looked_up_by_class() -> None:
+    model = learner("multiclass", champion=NB)
+    probabilities = {"a": 0.7, "b": 0.3}
+    assert model.label_probability("b", 0.7, probabilities) == 0.3
+    assert model.label_probability("c", 0.7, probabilities) == 0.0  # never seen: probability 0
+    assert model.label_probability(2, 0.7, {"2": 0.6, "3": 0.4}) == 0.6
+    assert model.label_probability("a", None, None) is None
+    assert model.keeps_class_probabilities()
+    assert not learner("binary").keeps_class_probabilities()
+
+
+def test_label_probability_of_a_regression_target_is_none() -> None:
+    model = learner("regression", champion=ModelSpec(
+        name="lin", estimator="linear_model.LinearRegression"))
+    assert model.label_probability(3.0, 2.5, None) is None

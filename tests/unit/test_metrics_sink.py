@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -40,9 +41,11 @@ def test_empty_rolling_mean_is_zero() -> None:
     assert len(RollingMean(3)) == 0
 
 
-def sink(accuracy_window: int = 4) -> tuple[SinkHandler, CollectorRegistry]:
+def sink(accuracy_window: int = 4, roc_auc_every: int = 100) -> tuple[
+    SinkHandler, CollectorRegistry
+]:
     registry = CollectorRegistry()
-    return SinkHandler(TOPICS, SinkMetrics(registry), accuracy_window), registry
+    return SinkHandler(TOPICS, SinkMetrics(registry), accuracy_window, roc_auc_every), registry
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -83,6 +86,70 @@ def test_outcomes_move_counters_and_rolling_accuracy_per_model() -> None:
     assert value(registry, "streamml_rolling_accuracy_ratio", model="logreg") == 1.0
     assert value(registry, "streamml_rolling_accuracy_ratio", model="tree") == 0.0
     assert value(registry, "streamml_label_delay_seconds_sum", model="logreg") == 42.0
+
+
+def scored(label: bool, score: float, timed_out: bool = False, model: str = "logreg") -> bytes:
+    return encode(Outcome(
+        event_id="e", model=model, model_version=1, prediction=score >= 0.5, score=score,
+        label=label, correct=(score >= 0.5) == label,
+        label_probability=score if label else 1.0 - score, timed_out=timed_out,
+        label_delay_seconds=1.0, event_time=T0, learned_at=T0,
+    ))
+
+
+def test_outcomes_move_rolling_log_loss_and_label_coverage() -> None:
+    handler, registry = sink(accuracy_window=3)
+    for label, score, timed_out in [(True, 0.9, False), (False, 0.2, True), (True, 0.5, False),
+                                    (False, 0.4, True)]:
+        handler.handle(message(TOPICS.outcomes, scored(label, score, timed_out)))
+    # The last three: probabilities 0.8, 0.5 and 0.6 given to what happened; two timed out.
+    assert value(registry, "streamml_rolling_log_loss", model="logreg") == pytest.approx(
+        -(math.log(0.8) + math.log(0.5) + math.log(0.6)) / 3)
+    assert value(registry, "streamml_label_coverage_ratio", model="logreg") == pytest.approx(1 / 3)
+    assert registry.get_sample_value("streamml_rolling_mae", {"model": "logreg"}) is None
+
+
+def test_roc_auc_is_exported_every_few_outcomes_and_when_idle() -> None:
+    handler, registry = sink(accuracy_window=10, roc_auc_every=3)
+    auc = {"model": "logreg"}
+    handler.handle(message(TOPICS.outcomes, scored(True, 0.9)))
+    handler.handle(message(TOPICS.outcomes, scored(False, 0.3)))
+    assert registry.get_sample_value("streamml_rolling_roc_auc_ratio", auc) is None
+    handler.handle(message(TOPICS.outcomes, scored(False, 0.95)))  # third: recomputed
+    assert registry.get_sample_value("streamml_rolling_roc_auc_ratio", auc) == 0.5
+    handler.handle(message(TOPICS.outcomes, scored(True, 0.3)))  # a tie with a negative
+    assert registry.get_sample_value("streamml_rolling_roc_auc_ratio", auc) == 0.5
+    handler.on_idle()
+    # Positives 0.9 and 0.3 against negatives 0.3 and 0.95: 0.9 beats 0.3, 0.3 ties 0.3.
+    assert registry.get_sample_value("streamml_rolling_roc_auc_ratio", auc) == (1 + 0.5) / 4
+
+
+def test_roc_auc_is_absent_while_the_window_holds_one_class() -> None:
+    handler, registry = sink(accuracy_window=2, roc_auc_every=1)
+    handler.handle(message(TOPICS.outcomes, scored(True, 0.9)))
+    assert registry.get_sample_value("streamml_rolling_roc_auc_ratio", {"model": "logreg"}) is None
+    handler.handle(message(TOPICS.outcomes, scored(False, 0.1)))
+    assert registry.get_sample_value("streamml_rolling_roc_auc_ratio", {"model": "logreg"}) == 1.0
+    handler.handle(message(TOPICS.outcomes, scored(False, 0.2)))
+    handler.handle(message(TOPICS.outcomes, scored(False, 0.3)))  # now two negatives
+    assert registry.get_sample_value("streamml_rolling_roc_auc_ratio", {"model": "logreg"}) is None
+
+
+def test_regression_outcomes_move_rolling_mae_and_rmse_only() -> None:
+    handler, registry = sink(accuracy_window=2)
+    for target, predicted in [(10.0, 4.0), (3.0, 5.0), (1.0, 5.0)]:
+        handler.handle(message(TOPICS.outcomes, encode(Outcome(
+            event_id="e", model="lin", model_version=1, prediction=predicted, score=predicted,
+            label=target, label_delay_seconds=1.0, event_time=T0, learned_at=T0,
+        ))))
+    assert value(registry, "streamml_rolling_mae", model="lin") == 3.0  # errors -2 and -4
+    assert value(registry, "streamml_rolling_rmse", model="lin") == pytest.approx(math.sqrt(10))
+    assert value(registry, "streamml_label_coverage_ratio", model="lin") == 1.0
+    for name in ("streamml_rolling_accuracy_ratio", "streamml_rolling_log_loss",
+                 "streamml_rolling_roc_auc_ratio"):
+        assert registry.get_sample_value(name, {"model": "lin"}) is None
+    assert handler.quality["lin"].summary() == {"label_coverage": 1.0, "mae": 3.0,
+                                                "rmse": round(math.sqrt(10), 4)}
 
 
 def test_drift_alerts_are_counted_and_timestamped() -> None:

@@ -97,9 +97,10 @@ class Model:
 
 def build(on_timeout: str = "negative", champion: ModelSpec = CHAMPION,
           challengers: tuple[ModelSpec, ...] = (CHALLENGER,),
-          options: ModelOptions | None = None, window: float = WINDOW) -> Model:
+          options: ModelOptions | None = None, window: float = WINDOW,
+          label_type: str = "binary") -> Model:
     label = LabelSpec.model_validate({
-        "type": "binary", "feedback_window_seconds": window, "on_timeout": on_timeout,
+        "type": label_type, "feedback_window_seconds": window, "on_timeout": on_timeout,
         "negative_value": 0,
     })
     learner = Learner(ModelsSpec(champion=champion, challengers=challengers), label)
@@ -234,6 +235,48 @@ def test_a_label_after_its_features_gives_one_outcome_per_model() -> None:
     assert champ.label_delay_seconds == 4.0
     assert champ.event_time == T0
     assert champ.score == 0.75
+
+
+def test_binary_outcomes_carry_the_probability_given_to_the_observed_label() -> None:
+    model = build(on_timeout="negative")
+    model.features("e-1", seconds=0)
+    model.label("e-1", seconds=1, value=1)
+    model.features("e-2", seconds=2)
+    model.features("e-3", seconds=WINDOW + 3)  # e-2's window closes: a negative label
+    probabilities = {(o.event_id, o.model): o.label_probability for o in model.outcomes()}
+    assert probabilities == {("e-1", "champ"): 0.75, ("e-1", "rival"): 0.25,
+                             ("e-2", "champ"): 0.25, ("e-2", "rival"): 0.75}
+
+
+def test_multiclass_outcomes_carry_the_probability_of_the_observed_class() -> None:
+    naive_bayes = ModelSpec(name="nb", estimator="naive_bayes.GaussianNB")
+    model = build(champion=naive_bayes, challengers=(), label_type="multiclass")
+    centres = {"a": -5.0, "b": 0.0, "c": 5.0}
+    for n, cls in enumerate(["a", "b", "c"] * 20):
+        model.features(f"e-{n}", seconds=n, features={"x": centres[cls] + (n % 5) * 0.1})
+        model.label(f"e-{n}", seconds=n + 0.5, value=cls)
+    model.features("e-last", seconds=100)
+    predictions = {p.event_id: p for p in model.predictions()}
+    outcomes = model.outcomes()
+    assert len(outcomes) == 60
+    [first] = [o for o in outcomes if o.event_id == "e-0"]
+    assert first.prediction is None and first.label_probability is None  # nothing learned yet
+    for outcome in outcomes[1:]:
+        probabilities = predictions[outcome.event_id].probabilities
+        assert probabilities is not None
+        assert outcome.label_probability == probabilities.get(str(outcome.label), 0.0)
+    assert outcomes[1].label_probability == 0.0  # "b" had never been seen when e-1 was predicted
+    assert min(o.label_probability or 0.0 for o in outcomes[30:]) > 0.9
+
+
+def test_a_pending_entry_pickled_before_class_probabilities_existed_loads() -> None:
+    model = build()
+    model.features("e-1")
+    entry = model.handler.pending.get("e-1")
+    assert entry is not None
+    del entry.__dict__["class_probabilities"]  # as written by the previous version
+    loaded = pickle.loads(pickle.dumps(entry))  # noqa: S301 - our own bytes
+    assert loaded.class_probabilities is None
 
 
 def test_models_learn_once_on_exactly_the_input_they_predicted_with() -> None:
