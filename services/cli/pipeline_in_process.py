@@ -47,6 +47,7 @@ from services.drift.handler import DriftHandler, DriftMetrics
 from services.features.aggregates import EntityState
 from services.features.pipeline import admit, advance, finish, plan_stages
 from services.features.validation import Limits
+from services.model.estimators import categories_of
 from services.model.handler import ModelHandler, ModelTopics
 from services.model.learner import Learner
 from services.model.metrics import ModelMetrics
@@ -219,6 +220,7 @@ def run_in_process(
         DeadLetterPublisher(bus, "dead-letters", "model"), ModelOptions(),
         ModelMetrics(CollectorRegistry()), clock=clock.now, monotonic=clock.monotonic,
         promotion=spec.models.promotion, on_concept_drift=spec.models.on_concept_drift,
+        categories=categories_of(spec),
     )
     drift = DriftHandler(spec, bus, "drift-alerts", DriftMetrics(CollectorRegistry()),
                          clock=clock.now)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from schemas.features import FeatureValue
-from schemas.spec import ModelSpec
+from schemas.spec import ModelSpec, PipelineSpec
 
 
 class EstimatorError(ValueError):
@@ -38,9 +39,27 @@ def build_estimator(spec: ModelSpec) -> Any:
     return estimator
 
 
-def vectorize(features: dict[str, FeatureValue]) -> dict[str, float]:
-    """River input: numbers as they are, categories one-hot (``device=mobile``), None left out."""
+def categories_of(spec: PipelineSpec) -> dict[str, tuple[str, ...]]:
+    """The declared values of each categorical field of ``spec`` (fields without a list of
+    values are left out)."""
+    return {name: field.values for name, field in spec.fields.items()
+            if field.type == "categorical" and field.values}
+
+
+def vectorize(
+    features: dict[str, FeatureValue], categories: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, float]:
+    """River input: numbers as they are, categories one-hot (``device=mobile``), None left out.
+
+    For a field in ``categories`` every declared value gets its input, 0.0 unless it is the
+    field's value, so a scaler sees each one-hot input vary: River's ``StandardScaler`` keeps
+    statistics only of the inputs it is given, and an input that is always 1.0 scales to 0.0,
+    which would hide the category from the model. Undeclared values are still one-hot.
+    """
     x: dict[str, float] = {}
+    for name, declared in (categories or {}).items():
+        for category in declared:
+            x[f"{name}={category}"] = 0.0
     for name, value in features.items():
         if value is None:
             continue

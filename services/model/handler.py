@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -89,8 +89,10 @@ class ModelHandler:
         monotonic: Callable[[], float] = time.monotonic,
         promotion: PromotionSpec | None = None,
         on_concept_drift: DriftReaction = "none",
+        categories: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.learner = learner
+        self._categories = dict(categories or {})
         self.governor = Governor(learner, promotion or PromotionSpec(), on_concept_drift,
                                  self._publish_model_event, metrics, clock)
         self._producer = producer
@@ -213,7 +215,7 @@ class ModelHandler:
         self._expire_early_labels()
 
     def _predict(self, vector: FeatureVector, received: datetime) -> None:
-        x = vectorize(vector.features)
+        x = vectorize(vector.features, self._categories)
         entry = PendingEntry(
             vector.event_id, x, vector.event_time,
             deadline=vector.event_time.timestamp() + self._window,

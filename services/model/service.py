@@ -12,6 +12,7 @@ from services.model.checkpoint import (
     load_state,
     read_latest_snapshot,
 )
+from services.model.estimators import categories_of
 from services.model.handler import ModelHandler, ModelTopics
 from services.model.learner import Learner
 from services.model.metrics import ModelMetrics
@@ -45,6 +46,7 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
     handler = ModelHandler(
         learner, plumbing.producer, topics, plumbing.dead_letters, settings.model, metrics,
         promotion=spec.models.promotion, on_concept_drift=spec.models.on_concept_drift,
+        categories=categories_of(spec),
     )
     snapshot = read_latest_snapshot(settings.kafka, settings.topic("model-snapshots"), learner_id)
     if snapshot is not None:

@@ -71,3 +71,18 @@ def test_vectorize_keeps_numbers_one_hots_categories_and_drops_unknowns() -> Non
 
 def test_vectorize_gives_each_category_its_own_input() -> None:
     assert set(vectorize({"device": "mobile"})) != set(vectorize({"device": "tablet"}))
+
+
+def test_declared_categories_each_get_an_input_so_a_scaler_sees_them_vary() -> None:
+    from river import linear_model, preprocessing
+
+    categories = {"device": ("mobile", "desktop", "tablet")}
+    assert vectorize({"device": "tablet", "price": 2.0}, categories) == {
+        "device=mobile": 0.0, "device=desktop": 0.0, "device=tablet": 1.0, "price": 2.0}
+    # Mobile users always click, tablet users never: only the device tells them apart.
+    model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
+    for _ in range(300):
+        for device, clicked in (("mobile", True), ("tablet", False)):
+            model.learn_one(vectorize({"device": device}, categories), clicked)
+    assert model.predict_proba_one(vectorize({"device": "mobile"}, categories))[True] > 0.9
+    assert model.predict_proba_one(vectorize({"device": "tablet"}, categories))[True] < 0.1

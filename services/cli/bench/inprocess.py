@@ -32,7 +32,7 @@ from services.cli.bench.workload import Workload, event_bytes, event_id, schedul
 from services.features.aggregates import EntityState
 from services.features.pipeline import admit, advance, finish, plan_stages
 from services.features.validation import Limits
-from services.model.estimators import build_estimator, vectorize
+from services.model.estimators import build_estimator, categories_of, vectorize
 from services.model.learner import Learner
 
 
@@ -82,7 +82,7 @@ class Featurizer:
             staged, state, redelivered = advance(staged, stage, states.get(key))
             if not redelivered:
                 states[key] = state
-        return vectorize(finish(staged, now).features)
+        return vectorize(finish(staged, now).features, categories_of(self._spec))
 
 
 def prepare(workload: Workload, events: int, start: datetime, rate: float,
