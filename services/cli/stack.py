@@ -42,7 +42,8 @@ def plan_stack(home: Path, env: dict[str, str], with_producer: bool,
     """
     names = [*CONSUMERS, *(["producer"] if with_producer else [])]
     services = [
-        ServicePlan(name, SERVICE_MODULES[name], METRICS_PORTS[name] + port_offset, dict(env))
+        ServicePlan(name, SERVICE_MODULES[name], METRICS_PORTS[name] + port_offset, dict(env),
+                    restart_after_success=name != "producer")
         for name in names
     ]
     if monitoring is not None:

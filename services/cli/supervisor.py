@@ -40,6 +40,8 @@ class ServicePlan:
 
     ``argv``, when given, is run instead of ``python -m <module>``; ``health_path`` is the URL
     path on ``port`` that answers 200 when the service is healthy, ``page`` the one to show.
+    ``restart_after_success`` False means an exit with status 0 is the end of the service's work
+    (a producer that reached its event count), not a crash: it is not restarted.
     """
 
     name: str
@@ -49,6 +51,7 @@ class ServicePlan:
     argv: list[str] = field(default_factory=list)
     health_path: str = "/health"
     page: str = "/metrics"
+    restart_after_success: bool = True
 
 
 @dataclass
@@ -89,10 +92,15 @@ class Supervisor:
         for service in self._plan.services:
             self._spawn(service)
         next_start: dict[str, float] = {}
+        finished: set[str] = set()
         while not self._stop.wait(0.5):
             for service in self._plan.services:
                 child = self._children[service.name]
-                if child.poll() is None:
+                if child.poll() is None or service.name in finished:
+                    continue
+                if child.returncode == 0 and not service.restart_after_success:
+                    self._log(f"{service.name} finished its work (exit 0); not restarting it")
+                    finished.add(service.name)
                     continue
                 due = next_start.setdefault(
                     service.name, time.monotonic() + min(30.0, 2.0 ** self._restarts[service.name])

@@ -205,6 +205,38 @@ def test_supervisor_runs_a_plans_own_argv_and_records_its_health_path(tmp_path: 
     assert not state_file(tmp_path).exists()
 
 
+def test_a_service_done_with_its_work_is_not_restarted_but_a_crashed_one_is(
+    tmp_path: Path,
+) -> None:
+    """Exit 0 of a finite service (the producer at its event count) ends it; other exits and
+    services that should run forever are restarted."""
+    def counting(name: str, code: int, restart_after_success: bool) -> ServicePlan:
+        runs = tmp_path / f"{name}.runs"
+        return ServicePlan(
+            name, name, 1, restart_after_success=restart_after_success,
+            argv=[sys.executable, "-c", f"import pathlib, sys; p = pathlib.Path({str(runs)!r}); "
+                  f"p.write_text(str(int(p.read_text() or 0) + 1) if p.exists() else '1'); "
+                  f"sys.exit({code})"],
+        )
+
+    plan = Plan(str(tmp_path), [counting("finite", 0, False), counting("crashing", 1, False),
+                                counting("forever", 0, True)])
+    stop = StopSignal()
+    runner = threading.Thread(target=Supervisor(plan, stop).run)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not all((tmp_path / f"{name}.runs").exists() and
+                      int((tmp_path / f"{name}.runs").read_text()) >= 2
+                      for name in ("crashing", "forever")):
+            assert time.monotonic() < deadline, "crashed or endless services were not restarted"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        runner.join(30)
+    assert (tmp_path / "finite.runs").read_text() == "1"
+
+
 def test_probe_health_of_a_plain_ready_endpoint() -> None:
     class Ready(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
