@@ -1,4 +1,4 @@
-"""Benchmark of the features service alone, on the local broker (clicks scenario events).
+"""Benchmark of the features service alone, on the local broker.
 
 Every run uses a fresh topic prefix and starts one worker (``python -m services.features``).
 
@@ -20,8 +20,10 @@ on it). Writes JSON with every run to ``bench/results/features.json`` (``--out``
 
 Run: ``.venv/bin/python scripts/bench_features.py [--drain 50000] [--rates 500,1000,2000]
 [--seconds 20] [--repeats 3] [--spec clicks]`` (local broker: ``.venv/bin/streamml kafka start``).
-``--spec`` takes any spec the clicks events satisfy, e.g.
-``tests/integration/specs/user_features.toml`` (aggregates on the primary entity only).
+Events come from the clicks scenario, or, for a spec with a ``[source]`` section, from its
+file (``--data``, default ``data/<spec name>.csv``, cycled). ``--spec`` takes ``clicks`` (user
+and item aggregates), ``elec2`` (no aggregates, one market: a single partition) or any spec the
+clicks events satisfy, e.g. ``tests/integration/specs/user_features.toml`` (user aggregates).
 ``--env NAME=VALUE`` passes a setting to the worker, e.g.
 ``--env STREAMML_FEATURES__FETCH_MAX_WAIT_MS=20``.
 """
@@ -29,6 +31,7 @@ Run: ``.venv/bin/python scripts/bench_features.py [--drain 50000] [--rates 500,1
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing as mp
 import os
 import platform
@@ -45,10 +48,12 @@ from typing import Any
 import orjson
 
 from schemas.events import Event
+from schemas.spec import PipelineSpec, load_spec
 from services.cli.process import ServiceProcess
 from services.common.kafka import ensure_topics, make_consumer
 from services.common.settings import KafkaSettings, Settings
 from services.producer.client import EventClient
+from services.producer.replay import RowConverter, read_rows
 from services.producer.scenarios.clicks import ClicksScenario
 
 RESULTS = Path("bench/results/features.json")
@@ -116,17 +121,30 @@ class Worker:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def scenario(seed: int, start: datetime, spacing: float) -> Iterator[Event]:
-    for labelled in ClicksScenario(seed=seed).events(start, spacing):
-        yield labelled.event
+def scenario(args: argparse.Namespace, seed: int, start: datetime,
+             spacing: float) -> Iterator[Event]:
+    """Events ``spacing`` seconds apart from ``start``: the spec's file rows, or clicks."""
+    spec: PipelineSpec = args.loaded_spec
+    if spec.source is None:
+        for labelled in ClicksScenario(seed=seed).events(start, spacing):
+            yield labelled.event
+        return
+    data = args.data or Path("data") / f"{spec.name}.csv"
+    converter = RowConverter(spec, str(data))
+    rows = list(read_rows(data, converter.required_columns()))
+    for cycle in itertools.count():
+        for n, row in enumerate(rows):
+            when = start + timedelta(seconds=spacing * (cycle * len(rows) + n))
+            event, _ = converter.convert(row, when)
+            yield event.model_copy(update={"event_id": f"{event.event_id}.{seed}.{cycle}"})
 
 
 def drain(kafka: KafkaSettings, args: argparse.Namespace, logs: Path) -> dict[str, float]:
     prefix = f"bench{uuid.uuid4().hex[:6]}-"
     ensure_topics(kafka, prefix)
-    client = EventClient.connect(Settings(kafka=kafka, topic_prefix=prefix), "user")
+    client = EventClient.connect(Settings(kafka=kafka, topic_prefix=prefix), args.entity)
     start = datetime.now(UTC) - timedelta(minutes=10)
-    for n, event in enumerate(scenario(3, start, 0.01)):
+    for n, event in enumerate(scenario(args, 3, start, 0.01)):
         if n >= args.drain:
             break
         client.publish_event(event)
@@ -157,12 +175,12 @@ def paced(kafka: KafkaSettings, args: argparse.Namespace, rate: float,
     published: dict[str, float] = {}
     load = os.getloadavg()[0]
     try:
-        client = EventClient.connect(Settings(kafka=kafka, topic_prefix=prefix), "user")
+        client = EventClient.connect(Settings(kafka=kafka, topic_prefix=prefix), args.entity)
         reader = Reader(kafka, f"{prefix}features", count, timeout=args.seconds + 120)
         time.sleep(2.0)  # the reader's consumer joins before the first vector
         cpu = worker.cpu_seconds()
         began = time.monotonic()
-        for n, event in enumerate(scenario(4, datetime.now(UTC), 1.0 / rate)):
+        for n, event in enumerate(scenario(args, 4, datetime.now(UTC), 1.0 / rate)):
             if n >= count:
                 break
             pause = began + n / rate - time.monotonic()
@@ -209,11 +227,14 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--spec", default="clicks")
+    parser.add_argument("--data", type=Path, default=None, help="rows for a spec with [source]")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     args.env = dict(item.split("=", 1) for item in args.env)
+    args.loaded_spec = load_spec(args.spec)
+    args.entity = args.loaded_spec.entity_keys[0]
     rates = [float(rate) for rate in args.rates.split(",") if rate.strip()]
     kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
     logs = Path(tempfile.mkdtemp(prefix="bench-features-"))

@@ -8,12 +8,12 @@ By topic:
   stream (``detectors.py``, classification only), label shift and prediction drift on the
   champion's outcomes (``outcomes.py``).
 
-A model's outcomes are watched only once its first feedback window has closed: before that only
-the labels that come quickly have come back (with ``on_timeout = "negative"``, clicks but no
-non-clicks yet), a biased sample of its errors and labels whose end would look like a drift.
-Stream time here is when an outcome became known, ``event_time + label_delay_seconds``; the
-outcomes of model ``m`` count from the first of its outcomes known at or after
-``event_time of m's first outcome + feedback_window_seconds``.
+A model's outcomes are watched only once its first feedback window has closed. Before that only
+the labels that come quickly are back (with ``on_timeout = "negative"``: clicks, no non-clicks
+yet), a biased sample whose end would look like a drift of its errors and of the label rate. An
+outcome is known at ``event_time + label_delay_seconds``; model ``m``'s outcomes count once that
+is at least the ``event_time`` of ``m``'s first outcome plus ``feedback_window_seconds``. (A
+restarted drift service waits one window again.)
 
 Each detection becomes one :class:`~schemas.alerts.DriftAlert` on the alerts topic, keyed by its
 target; ``stream_position`` is the number of observations the firing monitor had seen and

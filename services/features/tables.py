@@ -136,12 +136,18 @@ class Checkpoint:
     def __init__(self, tables: list[StageTable], outbox: Outbox) -> None:
         self.tables = tables
         self.outbox = outbox
+        self._one_at_a_time = asyncio.Lock()
 
     async def __call__(self) -> None:
         """Raises :class:`DeliveryFailed` before writing any state if an output was lost: the
-        flush fails, so faust does not commit, and the worker stops."""
-        copies = [table.copy_changed() for table in self.tables]
-        await self.outbox.settle()
-        for table, changed in zip(self.tables, copies, strict=True):
-            await table.write(changed, self.outbox)
-        await self.outbox.settle()
+        flush fails, so faust does not commit.
+
+        Checkpoints run one at a time (a commit and a rebalance may both flush): an older copy
+        of a state must never reach the changelog after a newer one.
+        """
+        async with self._one_at_a_time:
+            copies = [table.copy_changed() for table in self.tables]
+            await self.outbox.settle()
+            for table, changed in zip(self.tables, copies, strict=True):
+                await table.write(changed, self.outbox)
+            await self.outbox.settle()

@@ -13,6 +13,7 @@ from confluent_kafka.cimpl import NewTopic
 from services.common.runtime import StartupError
 from services.features.pipeline import Stage
 from services.features.tables import (
+    YIELD_EVERY,
     Checkpoint,
     DeliveryFailed,
     Outbox,
@@ -33,6 +34,7 @@ class FakeProducer:
     async def send(self, topic: str, key: bytes | None, value: bytes | None,
                    partition: int | None, timestamp: float | None,
                    headers: list[tuple[str, bytes]] | None) -> asyncio.Future[Any]:
+        await asyncio.sleep(0)  # enqueueing may wait for room in a batch
         self.sent.append((topic, key, value, partition))
         delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.deliveries.append(delivery)
@@ -118,6 +120,30 @@ def test_a_checkpoint_writes_states_as_they_were_when_it_began() -> None:
         assert table.copy_changed() == []  # the later change is written by the next checkpoint
         table.put(b"u-1", state, 0)
         assert table.copy_changed() == [(b"u-1", 0, b'{"seq":2}')]
+
+    asyncio.run(scenario())
+
+
+def test_checkpoints_run_one_at_a_time_so_older_copies_are_written_first() -> None:
+    async def scenario() -> None:
+        producer = FakeProducer()
+        outbox = Outbox(lambda: producer.send)
+        table = stage_table()
+        checkpoint = Checkpoint([table], outbox)
+        keys = [f"u-{n:02}".encode() for n in range(2 * YIELD_EVERY)]
+        for key in keys:
+            table.put(key, {"seq": 1}, 0)
+        first = asyncio.create_task(checkpoint())  # a commit's flush: many states to write
+        await settle_loop()
+        table.put(keys[-1], {"seq": 2}, 0)
+        second = asyncio.create_task(checkpoint())  # a rebalance's flush, meanwhile
+        while not (first.done() and second.done()):
+            producer.deliver_all()
+            await settle_loop()
+        await asyncio.gather(first, second)
+        last = [orjson.loads(value or b"") for _, key, value, _ in producer.sent
+                if key == keys[-1]]
+        assert last == [{"seq": 1}, {"seq": 2}]
 
     asyncio.run(scenario())
 
