@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from services.cli import prometheus
+from services.cli.local_kafka.process import alive
 from services.cli.supervisor import (
     METRICS_PORTS,
     SERVICE_MODULES,
@@ -58,7 +59,7 @@ def read_state(home: Path) -> dict[str, Any] | None:
         state: dict[str, Any] = orjson.loads(path.read_bytes())
     except (FileNotFoundError, orjson.JSONDecodeError):
         return None
-    if not _alive(int(state["pid"])):
+    if not alive(int(state["pid"])):
         path.unlink(missing_ok=True)
         return None
     return state
@@ -93,9 +94,9 @@ def down(home: Path, timeout: float = 30.0) -> bool:
     pid = int(state["pid"])
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and alive(pid):
         time.sleep(0.2)
-    if _alive(pid):
+    if alive(pid):
         for service in state["services"].values():
             _kill(int(service["pid"]))
         _kill(pid)
@@ -113,7 +114,7 @@ def status(home: Path) -> dict[str, Any]:
         port = int(service["port"])
         health = probe_health(port, service.get("health_path", "/health"))
         services[name] = {
-            "pid": service["pid"], "alive": _alive(int(service["pid"])),
+            "pid": service["pid"], "alive": alive(int(service["pid"])),
             "restarts": service["restarts"], "port": service["port"],
             "healthy": health is not None and bool(health.get("ok")),
             "health": health,
@@ -149,19 +150,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 def _kill(pid: int) -> None:

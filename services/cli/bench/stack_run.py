@@ -3,7 +3,6 @@ and free ports, watched from outside while they run, stopped and cleaned up afte
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,20 +20,10 @@ SERVICES = stack.CONSUMERS
 """features, model, drift, metrics-sink."""
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_port_offset(first: int = 1000, last: int = 9000, step: int = 100) -> int:
     """The first offset at which every service's metrics port is free."""
     for offset in range(first, last, step):
-        if all(_port_free(METRICS_PORTS[name] + offset) for name in SERVICES):
+        if all(stack.port_is_free(METRICS_PORTS[name] + offset) for name in SERVICES):
             return offset
     raise RuntimeError(f"no free metrics ports at offsets {first}..{last}")
 
