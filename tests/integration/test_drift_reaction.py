@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 TIMELINE = Path(__file__).parent / "specs" / "abrupt-concept.toml"
 RATE = 300
+FEEDBACK_WINDOW_SECONDS = 5
 PORT_OFFSET = 1400
 
 
@@ -47,7 +49,8 @@ def drifting_run(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory)
     # model that no longer serves are (rightly) ignored.
     spec.write_text(
         (clicks[:challengers] + clicks[clicks.index("[models.promotion]"):])
-        .replace("feedback_window_seconds = 30", "feedback_window_seconds = 5"))
+        .replace("feedback_window_seconds = 30",
+                 f"feedback_window_seconds = {FEEDBACK_WINDOW_SECONDS}"))
     truth = home / "truth.json"
     env = {
         **os.environ,
@@ -80,19 +83,25 @@ def test_concept_drift_raises_an_alert_and_the_model_starts_a_challenger(
     truth = GroundTruth.model_validate_json(truth_path.read_bytes())
     drift = next(point for point in truth.drift_points if point.drift_kind == "concept")
 
+    # Outcomes reach the detector in the order they became known: a click seconds after its
+    # event, a non-click only when its window closes. So the last outcome before an alert may be
+    # an event up to one feedback window older than the first post-drift outcome it saw.
+    earliest = drift.event_time - timedelta(seconds=FEEDBACK_WINDOW_SECONDS)
+
     def concept_alerts_after_drift(messages: list[Message]) -> list[DriftAlert]:
         alerts = [decode(DriftAlert, message.value()) for message in messages]
         return [a for a in alerts if a.kind == "concept" and a.event_time is not None
-                and a.event_time >= drift.event_time]
+                and a.event_time >= earliest]
 
     alert_messages = read_topic(kafka, f"{prefix}drift-alerts",
                                 lambda got: bool(concept_alerts_after_drift(got)), timeout=150)
     first = min(concept_alerts_after_drift(alert_messages), key=lambda a: a.stream_position)
     assert first.event_time is not None
     late = (first.event_time - drift.event_time).total_seconds()
-    print(f"\nconcept drift at event {drift.index}; first concept alert after it: "
-          f"{first.detector} on {first.model}'s error, statistic {first.statistic:.3f} > "
-          f"threshold {first.threshold:.3f}, {late:.1f} s (~{late * RATE:.0f} events) later")
+    print(f"\nconcept drift at event {drift.index}; first concept alert for it: {first.detector} "
+          f"on {first.model}'s error, statistic {first.statistic:.3f} > threshold "
+          f"{first.threshold:.3f}; its last outcome's event came {late:+.1f} s "
+          f"(~{late * RATE:+.0f} events) from the drift point")
 
     # Every post-drift concept alert may start a challenger (fresh challengers are watched too);
     # the spec reacts to those on the champion.
