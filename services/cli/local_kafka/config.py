@@ -74,9 +74,6 @@ def server_properties(
     }
     if quorum is None:
         settings["controller.quorum.bootstrap.servers"] = f"{host}:{controller_port}"
-        # A lone node is its own controller: being fenced only takes every partition offline.
-        # A long session rides out CPU starvation on a busy machine (the default is 9 s).
-        settings["broker.session.timeout.ms"] = "60000"
     else:
         settings.update({
             "controller.quorum.voters": ",".join(str(voter) for voter in quorum.voters),
