@@ -20,10 +20,11 @@ on it). Writes JSON with every run to ``bench/results/features.json`` (``--out``
 
 Run: ``.venv/bin/python scripts/bench_features.py [--drain 50000] [--rates 500,1000,2000]
 [--seconds 20] [--repeats 3] [--spec clicks]`` (local broker: ``.venv/bin/streamml kafka start``).
-Events come from the clicks scenario, or, for a spec with a ``[source]`` section, from its
-file (``--data``, default ``data/<spec name>.csv``, cycled). ``--spec`` takes ``clicks`` (user
-and item aggregates), ``elec2`` (no aggregates, one market: a single partition) or any spec the
-clicks events satisfy, e.g. ``tests/integration/specs/user_features.toml`` (user aggregates).
+Events come from the clicks scenario, or, for a spec with a ``[source]`` section and a file
+(``--data``, default ``data/<spec name>.csv`` if there is one), from the file's rows, cycled.
+``--spec`` takes ``clicks`` (user and item aggregates), ``elec2`` (no aggregates, one market: a
+single partition) or any spec the clicks events satisfy, e.g.
+``tests/integration/specs/user_features.toml`` (user aggregates only).
 ``--env NAME=VALUE`` passes a setting to the worker, e.g.
 ``--env STREAMML_FEATURES__FETCH_MAX_WAIT_MS=20``.
 """
@@ -125,11 +126,11 @@ def scenario(args: argparse.Namespace, seed: int, start: datetime,
              spacing: float) -> Iterator[Event]:
     """Events ``spacing`` seconds apart from ``start``: the spec's file rows, or clicks."""
     spec: PipelineSpec = args.loaded_spec
-    if spec.source is None:
+    data = args.data or Path("data") / f"{spec.name}.csv"
+    if spec.source is None or not data.is_file():
         for labelled in ClicksScenario(seed=seed).events(start, spacing):
             yield labelled.event
         return
-    data = args.data or Path("data") / f"{spec.name}.csv"
     converter = RowConverter(spec, str(data))
     rows = list(read_rows(data, converter.required_columns()))
     for cycle in itertools.count():
