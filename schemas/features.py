@@ -18,6 +18,9 @@ class FeatureVector(Contract):
     ``features`` holds the event's own raw fields plus the entity aggregates (``<agg>`` names from
     the pipeline spec). ``ingested_at`` is when the features service read the event and
     ``computed_at`` when it emitted this vector; with ``event_time`` they give end-to-end latency.
+    ``event_partition`` and ``event_offset`` say where the event was read from the ``events``
+    topic: a vector sent again for the same event (a redelivery) has the same position, a second
+    event with the same ``event_id`` another one. ``None`` when the features came from elsewhere.
     """
 
     schema_version: Literal[1] = 1
@@ -27,3 +30,5 @@ class FeatureVector(Contract):
     features: dict[str, FeatureValue]
     ingested_at: AwareDatetime
     computed_at: AwareDatetime
+    event_partition: int | None = Field(default=None, ge=0)
+    event_offset: int | None = Field(default=None, ge=0)

@@ -134,7 +134,8 @@ class _Features:
         self._limits = Limits()
 
     def handle(self, message: Message) -> None:
-        staged = admit(message.value(), self._spec, self._now(), self._limits)
+        staged = admit(message.value(), self._spec, self._now(), self._limits,
+                       (message.partition() or 0, message.offset() or 0))
         for stage in self._stages:
             table, key = self._tables[stage.entity], staged.event.entity[stage.entity]
             staged, table[key], _ = advance(staged, stage, table.get(key))

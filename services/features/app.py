@@ -183,7 +183,10 @@ def build_app(
     async def read_events(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             try:
-                await route(admit(event.value, spec, clock(), limits), event.message)
+                message = event.message
+                staged = admit(event.value, spec, clock(), limits,
+                               (message.partition, message.offset))
+                await route(staged, message)
             except DeadLetter as error:
                 await dead_letter(event, error)
             except Exception as error:

@@ -28,6 +28,9 @@ class StagedEvent(Contract):
     event: Event
     features: dict[str, FeatureValue]
     ingested_at: AwareDatetime
+    event_partition: int | None = None
+    event_offset: int | None = None
+    """Where the event was read from the ``events`` topic (see :class:`FeatureVector`)."""
 
 
 @dataclass(frozen=True)
@@ -49,11 +52,19 @@ def plan_stages(spec: PipelineSpec, remember: int = 32) -> list[Stage]:
     return stages
 
 
-def admit(raw: bytes | None, spec: PipelineSpec, now: datetime, limits: Limits) -> StagedEvent:
-    """Validate an event (raises ``DeadLetter``) and start its features with its raw fields."""
+def admit(
+    raw: bytes | None, spec: PipelineSpec, now: datetime, limits: Limits,
+    position: tuple[int, int] | None = None,
+) -> StagedEvent:
+    """Validate an event (raises ``DeadLetter``) and start its features with its raw fields.
+
+    ``position`` is the event's (partition, offset) in the ``events`` topic, if read from it.
+    """
     event = validate_event(raw, spec, now, limits)
     features = {name: _raw_feature(value) for name, value in event.fields.items()}
-    return StagedEvent(event=event, features=features, ingested_at=now)
+    partition, offset = position if position is not None else (None, None)
+    return StagedEvent(event=event, features=features, ingested_at=now,
+                       event_partition=partition, event_offset=offset)
 
 
 def advance(
@@ -104,6 +115,8 @@ def finish(staged: StagedEvent, now: datetime) -> FeatureVector:
         features=staged.features,
         ingested_at=staged.ingested_at,
         computed_at=now,
+        event_partition=staged.event_partition,
+        event_offset=staged.event_offset,
     )
 
 

@@ -105,7 +105,8 @@ class ModelHandler:
         self._hold = options.label_hold_seconds
         self.pending = PendingStore(options.pending_capacity)
         self._early = BoundedMap[_EarlyLabel](options.early_label_capacity)
-        self._predicted = BoundedMap[bool](options.remembered_ids)
+        # event_id -> where its event was read from ``events`` (see FeatureVector), if known
+        self._predicted = BoundedMap[object](options.remembered_ids)
         self._resolved = BoundedMap[bool](options.remembered_ids)  # event_id -> timed out?
         self._ready: list[tuple[float, float, str]] = []  # (label time, event time, event id)
         self._newest_time = 0.0
@@ -202,7 +203,7 @@ class ModelHandler:
         self._newest_feature_time = max(self._newest_feature_time, event_time)
         self._advance(event_time)
         if vector.event_id in self._predicted:
-            self._metrics.duplicate_features.inc()
+            self._reject_repeat(vector)
             return
         self._predict(vector, received)
         early = self._early.pop(vector.event_id)
@@ -213,6 +214,20 @@ class ModelHandler:
                 DeadLetter("late_label", self._late_reason(early.label)),
             )
         self._expire_early_labels()
+
+    def _reject_repeat(self, vector: FeatureVector) -> None:
+        """A vector for an event already predicted: the same event again (a redelivery) is
+        skipped; another event reusing its ``event_id`` is dead-lettered as a duplicate."""
+        first = self._predicted.get(vector.event_id)
+        again = _position(vector)
+        if not isinstance(first, tuple) or again is None or first == again:
+            self._metrics.duplicate_features.inc()
+            return
+        raise DeadLetter("duplicate", (
+            f"event_id {vector.event_id} was already predicted for the event at events partition "
+            f"{first[0]} offset {first[1]}; this event is at partition {again[0]} offset "
+            f"{again[1]}"
+        ))
 
     def _predict(self, vector: FeatureVector, received: datetime) -> None:
         x = vectorize(vector.features, self._categories)
@@ -242,7 +257,7 @@ class ModelHandler:
                 model=answer.model, version=str(answer.version), role=answer.role
             ).inc()
         self._metrics.predict_seconds.observe((self._clock() - received).total_seconds())
-        self._predicted.put(vector.event_id, True)
+        self._predicted.put(vector.event_id, _position(vector))
         evicted = self.pending.add(entry)
         if evicted is not None:
             # Given up on: its label, if it ever comes, is late rather than unknown.
@@ -373,6 +388,13 @@ class ModelHandler:
             early.raw, early.key, self._topics.labels, early.partition, early.offset,
             DeadLetter("unknown_event", f"label for {early.label.event_id}: {why}"),
         )
+
+
+def _position(vector: FeatureVector) -> tuple[int, int] | None:
+    """Where the vector's event was read from the ``events`` topic, if it says."""
+    if vector.event_partition is None or vector.event_offset is None:
+        return None
+    return vector.event_partition, vector.event_offset
 
 
 def _decode(model: type[ContractT], raw: bytes | None) -> ContractT:

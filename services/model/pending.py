@@ -119,6 +119,10 @@ class BoundedMap(Generic[T]):
     def pop(self, key: str) -> T | None:
         return self._items.pop(key, None)
 
+    def get(self, key: str) -> T | None:
+        """The value of ``key`` (None if absent), without changing its age."""
+        return self._items.get(key)
+
     def oldest(self) -> tuple[str, T] | None:
         """The oldest item, without removing it; None when empty."""
         return next(iter(self._items.items()), None)

@@ -67,10 +67,14 @@ class Model:
     registry: CollectorRegistry
 
     def features(self, event_id: str, seconds: float = 0.0,
-                 features: dict[str, FeatureValue] | None = None, offset: int = 0) -> None:
+                 features: dict[str, FeatureValue] | None = None, offset: int = 0,
+                 event_position: tuple[int, int] | None = None) -> None:
+        """A feature vector; ``event_position`` is its event's (partition, offset) in events."""
+        partition, event_offset = event_position or (None, None)
         vector = FeatureVector(
             event_id=event_id, event_time=T0 + timedelta(seconds=seconds), entity={"user": "u"},
             features=FEATURES if features is None else features, ingested_at=T0, computed_at=T0,
+            event_partition=partition, event_offset=event_offset,
         )
         self.handler.handle(message("features", encode(vector), event_id.encode(), 1, offset))
 
@@ -215,6 +219,28 @@ def test_a_redelivered_feature_vector_is_not_predicted_twice() -> None:
     assert len(model.spy().predicted()) == 1
     assert model.registry.get_sample_value(
         "streamml_model_duplicate_feature_vectors_total") == 1.0
+
+
+def test_a_vector_sent_again_for_the_same_event_is_skipped_without_a_dead_letter() -> None:
+    model = build()
+    model.features("e-1", offset=7, event_position=(2, 40))
+    model.features("e-1", offset=9, event_position=(2, 40))
+    assert len(model.predictions()) == 1
+    assert model.producer.on("dead-letters") == []
+    assert model.registry.get_sample_value(
+        "streamml_model_duplicate_feature_vectors_total") == 1.0
+
+
+def test_another_event_reusing_an_event_id_is_a_duplicate_dead_letter() -> None:
+    model = build()
+    model.features("e-1", offset=7, event_position=(2, 40))
+    with pytest.raises(DeadLetter) as raised:
+        model.features("e-1", offset=8, event_position=(0, 13))
+    assert raised.value.reason_code == "duplicate"
+    assert "partition 2 offset 40" in raised.value.reason
+    assert "partition 0 offset 13" in raised.value.reason
+    assert len(model.predictions()) == 1
+    assert len(model.spy().predicted()) == 1
 
 
 def test_a_label_after_its_features_gives_one_outcome_per_model() -> None:

@@ -142,6 +142,18 @@ def test_staged_events_round_trip_through_their_internal_format(spec: PipelineSp
     assert restored == advanced
 
 
+def test_the_events_position_travels_through_the_stages_into_the_vector(
+    spec: PipelineSpec,
+) -> None:
+    staged = admit(raw_event("e-1", 0), spec, NOW, Limits(), position=(3, 1234))
+    for stage in plan_stages(spec):
+        staged = decode_staged(encode_staged(advance(staged, stage, None)[0]))
+    vector = finish(staged, NOW)
+    assert (vector.event_partition, vector.event_offset) == (3, 1234)
+    unplaced = finish(admit(raw_event("e-2", 0), spec, NOW, Limits()), NOW)
+    assert (unplaced.event_partition, unplaced.event_offset) == (None, None)
+
+
 def test_a_redelivered_event_gets_the_same_features_and_is_not_counted_twice(
     spec: PipelineSpec,
 ) -> None:
