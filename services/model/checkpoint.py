@@ -74,7 +74,7 @@ def check_compatible(recorded: dict[str, str], current: dict[str, str]) -> None:
 
 def dump_state(state: dict[str, Any]) -> str:
     """Pickled, compressed and base64-encoded state."""
-    return base64.b64encode(zlib.compress(pickle.dumps(state, protocol=5), 3)).decode()
+    return base64.b64encode(zlib.compress(pickle.dumps(state, protocol=5), 1)).decode()
 
 
 def load_state(snapshot: ModelSnapshot) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from confluent_kafka import Message
 
@@ -69,6 +69,16 @@ class _EarlyLabel:
     partition: int
     offset: int
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled as its message (the label is decoded again): cheap in large checkpoints."""
+        return _early_label_from, (self.raw, self.label_time, self.key, self.partition,
+                                   self.offset)
+
+
+def _early_label_from(raw: bytes, label_time: float, key: bytes | None, partition: int,
+                      offset: int) -> _EarlyLabel:
+    return _EarlyLabel(decode(Label, raw), label_time, raw, key, partition, offset)
+
 
 class ModelHandler:
     """Implements :class:`services.common.consumer_loop.Handler` for the model service.
@@ -106,7 +116,7 @@ class ModelHandler:
         self.pending = PendingStore(options.pending_capacity)
         self._early = BoundedMap[_EarlyLabel](options.early_label_capacity)
         # event_id -> where its event was read from ``events`` (see FeatureVector), if known
-        self._predicted = BoundedMap[object](options.remembered_ids)
+        self._predicted = BoundedMap[int](options.remembered_ids)
         self._resolved = BoundedMap[bool](options.remembered_ids)  # event_id -> timed out?
         self._ready: list[tuple[float, float, str]] = []  # (label time, event time, event id)
         self._newest_time = 0.0
@@ -133,7 +143,7 @@ class ModelHandler:
                 self._advance(self.stream_now())
         elif topic == self._topics.drift_alerts:
             self.governor.on_alert(_decode(DriftAlert, message.value()), self.labels_learned)
-        self._metrics.pending.set(len(self.pending))
+        self._measure_stores()
 
     def on_idle(self) -> None:
         """Learn waiting labels and close windows by wall-clock time once no feature vector has
@@ -144,7 +154,13 @@ class ModelHandler:
             if self.labels_learned != learned or self._expired_since_idle:
                 self.revision += 1
             self._expired_since_idle = False
+        self._measure_stores()
+
+    def _measure_stores(self) -> None:
         self._metrics.pending.set(len(self.pending))
+        self._metrics.early_labels.set(len(self._early))
+        self._metrics.remembered_ids(store="predicted").set(len(self._predicted))
+        self._metrics.remembered_ids(store="resolved").set(len(self._resolved))
 
     # -- state for checkpoints -------------------------------------------------------------
 
@@ -218,9 +234,9 @@ class ModelHandler:
     def _reject_repeat(self, vector: FeatureVector) -> None:
         """A vector for an event already predicted: the same event again (a redelivery) is
         skipped; another event reusing its ``event_id`` is dead-lettered as a duplicate."""
-        first = self._predicted.get(vector.event_id)
+        first = _unpack_position(self._predicted.get(vector.event_id))
         again = _position(vector)
-        if not isinstance(first, tuple) or again is None or first == again:
+        if first is None or again is None or first == again:
             self._metrics.duplicate_features.inc()
             return
         raise DeadLetter("duplicate", (
@@ -257,7 +273,7 @@ class ModelHandler:
                 model=answer.model, version=str(answer.version), role=answer.role
             ).inc()
         self._metrics.predict_seconds.observe((self._clock() - received).total_seconds())
-        self._predicted.put(vector.event_id, _position(vector))
+        self._predicted.put(vector.event_id, _pack_position(_position(vector)))
         evicted = self.pending.add(entry)
         if evicted is not None:
             # Given up on: its label, if it ever comes, is late rather than unknown.
@@ -305,6 +321,11 @@ class ModelHandler:
         heapq.heappush(self._ready, (
             label.label_time.timestamp(), entry.event_time.timestamp(), label.event_id,
         ))
+        if len(self._ready) > 2 * len(self.pending) + 1024:
+            # Labels of events evicted while their label waited for the features stream (one
+            # lagging behind the labels) would otherwise stay until stream time passes them.
+            self._ready = [item for item in self._ready if _has_label(self.pending.get(item[2]))]
+            heapq.heapify(self._ready)
         return True
 
     def _late_reason(self, label: Label) -> str:
@@ -390,11 +411,33 @@ class ModelHandler:
         )
 
 
+def _has_label(entry: PendingEntry | None) -> bool:
+    return entry is not None and entry.label is not None
+
+
 def _position(vector: FeatureVector) -> tuple[int, int] | None:
     """Where the vector's event was read from the ``events`` topic, if it says."""
     if vector.event_partition is None or vector.event_offset is None:
         return None
     return vector.event_partition, vector.event_offset
+
+
+_OFFSET_BITS = 44
+
+
+def _pack_position(position: tuple[int, int] | None) -> int:
+    """A position as one int (-1: unknown), so the remembered ids stay cheap to checkpoint."""
+    if position is None:
+        return -1
+    partition, offset = position
+    return (partition << _OFFSET_BITS) | offset
+
+
+def _unpack_position(packed: object) -> tuple[int, int] | None:
+    """Inverse of :func:`_pack_position`; ``True`` (states written before positions) is unknown."""
+    if not isinstance(packed, int) or isinstance(packed, bool) or packed < 0:
+        return None
+    return packed >> _OFFSET_BITS, packed & ((1 << _OFFSET_BITS) - 1)
 
 
 def _decode(model: type[ContractT], raw: bytes | None) -> ContractT:

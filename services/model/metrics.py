@@ -33,6 +33,15 @@ class ModelMetrics:
         self.pending = Gauge(
             "streamml_model_pending_events", "Events waiting for their label.", registry=registry,
         )
+        self.early_labels = Gauge(
+            "streamml_model_early_labels", "Labels waiting for their event's features.",
+            registry=registry,
+        )
+        self.remembered_ids = Gauge(
+            "streamml_model_remembered_ids",
+            "Event ids remembered to recognise redeliveries, duplicates and late labels, by store "
+            "(predicted, resolved).", ["store"], registry=registry,
+        ).labels
         self.pending_evicted = Counter(
             "streamml_model_pending_evicted_total",
             "Pending events evicted because the store was full.", registry=registry,

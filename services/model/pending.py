@@ -1,18 +1,20 @@
 """Bounded stores of the model service: pure logic, no Kafka.
 
 :class:`PendingStore` holds what was predicted for each event until its label arrives or its
-feedback window closes. :class:`RecentIds` remembers ids seen lately, to recognise duplicates and
-late labels. Both are bounded by count, so memory stays flat whatever the label rate.
+feedback window closes. :class:`BoundedMap` remembers ids (and labels) seen lately, to recognise
+duplicates and late labels. Both are bounded by count, so memory stays flat whatever the label
+rate.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import OrderedDict
+from array import array
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from schemas.events import Label
 
@@ -55,10 +57,12 @@ class PendingStore:
         """Store ``entry``; return the entry evicted to make room, if any."""
         self._entries[entry.event_id] = entry
         heapq.heappush(self._deadlines, (entry.deadline, entry.event_id))
+        evicted = None
         if len(self._entries) > self._capacity:
             self.evicted += 1
-            return self._entries.popitem(last=False)[1]
-        return None
+            evicted = self._entries.popitem(last=False)[1]
+        self._compact()
+        return evicted
 
     def take(self, event_id: str) -> PendingEntry | None:
         """Remove and return the entry of ``event_id``, if pending."""
@@ -72,6 +76,14 @@ class PendingStore:
             if entry is not None and entry.deadline == deadline:
                 del self._entries[event_id]
                 yield entry
+        self._compact()
+
+    def _compact(self) -> None:
+        """Drop the deadlines of entries taken or evicted once they outnumber the live ones.
+
+        They are otherwise dropped only when they reach the top of the heap, which a deadline
+        earlier than theirs (events arriving out of time order) can postpone indefinitely.
+        """
         if len(self._deadlines) > 2 * len(self._entries) + 1024:
             self._deadlines = [(e.deadline, e.event_id) for e in self._entries.values()]
             heapq.heapify(self._deadlines)
@@ -96,11 +108,21 @@ class PendingStore:
 
 
 class BoundedMap(Generic[T]):
-    """An insertion-ordered map that forgets its oldest items beyond ``capacity``."""
+    """An insertion-ordered map that forgets its oldest items beyond ``capacity``.
+
+    Built for hundreds of thousands of ids that a checkpoint pickles every second: the items
+    live in a plain dict (its order is the map's order; iterating it is an order of magnitude
+    faster than an ``OrderedDict``), and a queue of keys finds the oldest one. A key put again or
+    popped leaves a stale copy in the queue, skipped when it reaches the front. It pickles as one
+    string of keys and one list of values; keep values small (ints, bools) or give them a cheap
+    ``__reduce__``.
+    """
 
     def __init__(self, capacity: int) -> None:
-        self._items: OrderedDict[str, T] = OrderedDict()
+        self._items: dict[str, T] = {}
         self._capacity = capacity
+        self._queue: deque[str] = deque()  # keys, oldest first, stale copies included
+        self._stale: dict[str, int] = {}  # key -> stale copies of it in the queue
 
     def __len__(self) -> int:
         return len(self._items)
@@ -110,14 +132,23 @@ class BoundedMap(Generic[T]):
 
     def put(self, key: str, value: T) -> tuple[str, T] | None:
         """Store ``value``; return the oldest item if it had to be forgotten to make room."""
+        if self._items.pop(key, _MISSING) is not _MISSING:
+            self._stale[key] = self._stale.get(key, 0) + 1
         self._items[key] = value
-        self._items.move_to_end(key)
+        self._queue.append(key)
         if len(self._items) > self._capacity:
-            return self._items.popitem(last=False)
+            oldest = self._front()
+            return oldest, self._items.pop(oldest)
+        if len(self._queue) > 2 * len(self._items) + 1024:
+            self._queue = deque(self._items)
+            self._stale.clear()
         return None
 
     def pop(self, key: str) -> T | None:
-        return self._items.pop(key, None)
+        if key not in self._items:
+            return None
+        self._stale[key] = self._stale.get(key, 0) + 1
+        return self._items.pop(key)
 
     def get(self, key: str) -> T | None:
         """The value of ``key`` (None if absent), without changing its age."""
@@ -125,11 +156,46 @@ class BoundedMap(Generic[T]):
 
     def oldest(self) -> tuple[str, T] | None:
         """The oldest item, without removing it; None when empty."""
-        return next(iter(self._items.items()), None)
+        if not self._items:
+            return None
+        key = self._front()
+        self._queue.appendleft(key)
+        return key, self._items[key]
 
     def items(self) -> list[tuple[str, T]]:
         return list(self._items.items())
 
+    def _front(self) -> str:
+        """Take the oldest live key off the queue (the map must not be empty)."""
+        while True:
+            key = self._queue.popleft()
+            stale = self._stale.get(key)
+            if stale is None:
+                return key
+            if stale == 1:
+                del self._stale[key]
+            else:
+                self._stale[key] = stale - 1
 
-EarlyLabels = BoundedMap[tuple[Label, float]]
-"""Labels that arrived before their features: label and the stream time it arrived."""
+    def __getstate__(self) -> dict[str, object]:
+        keys = list(self._items)
+        return {"capacity": self._capacity, "keys": "".join(keys),
+                "key_lengths": array("I", map(len, keys)), "values": list(self._items.values())}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_items" in state:  # pickled before the compact form: an OrderedDict of the items
+            items = dict(state["_items"])
+            capacity = state["_capacity"]
+        else:
+            text: str = state["keys"]
+            keys, start = [], 0
+            for length in state["key_lengths"]:
+                keys.append(text[start:start + length])
+                start += length
+            items = dict(zip(keys, state["values"], strict=True))
+            capacity = state["capacity"]
+        self._items, self._capacity = items, capacity
+        self._queue, self._stale = deque(items), {}
+
+
+_MISSING: Any = object()

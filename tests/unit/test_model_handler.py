@@ -243,6 +243,18 @@ def test_another_event_reusing_an_event_id_is_a_duplicate_dead_letter() -> None:
     assert len(model.spy().predicted()) == 1
 
 
+def test_a_restored_checkpoint_still_tells_a_redelivery_from_a_duplicate() -> None:
+    original = build()
+    original.features("e-1", offset=7, event_position=(2, 40))
+    restored = build()
+    restored.handler.restore(pickle.loads(pickle.dumps(original.handler.state())))  # noqa: S301
+    restored.features("e-1", offset=8, event_position=(2, 40))
+    assert restored.producer.on("dead-letters") == []
+    with pytest.raises(DeadLetter) as raised:
+        restored.features("e-1", offset=9, event_position=(1, 40))
+    assert raised.value.reason_code == "duplicate"
+
+
 def test_a_label_after_its_features_gives_one_outcome_per_model() -> None:
     model = build()
     model.features("e-1")
@@ -483,6 +495,20 @@ def test_undecodable_messages_are_dead_lettered(topic: str, raw: bytes, code: st
         model.handler.handle(message(topic, raw))
     assert raised.value.reason_code == code
     assert model.producer.records == []
+
+
+def test_labels_ahead_of_a_lagging_features_stream_stay_bounded() -> None:
+    # Each label comes while its event is pending but is stamped after the features stream's
+    # time, so it waits; the store then evicts its event. Those waiting labels are dropped.
+    model = build(options=ModelOptions(pending_capacity=10, label_hold_seconds=HOLD),
+                  window=3600)
+    for n in range(3000):
+        model.features(f"e-{n}", seconds=0)
+        model.label(f"e-{n}", seconds=60)
+    assert len(model.handler.pending) == 10
+    assert len(model.handler._ready) <= 2 * 10 + 1024 + 1
+    model.features("later", seconds=61)  # the features stream passes the labels' time
+    assert {o.event_id for o in model.outcomes()} == {f"e-{n}" for n in range(2990, 3000)}
 
 
 def test_the_label_of_an_evicted_event_is_late_not_unknown() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
 import random
+from collections import OrderedDict
 from datetime import UTC, datetime
 
 from services.model.pending import BoundedMap, PendingEntry, PendingStore
@@ -43,6 +45,19 @@ def test_memory_stays_bounded_under_a_flood() -> None:
     assert len(store) == 100
     assert store.evicted == 9_900
     assert len(store._deadlines) <= 2 * 100 + 1024 + 1  # the deadline heap is compacted too
+
+
+def test_the_deadline_heap_stays_bounded_when_nothing_expires() -> None:
+    # Out of time order, as the model service sees them (it only expires once a deadline
+    # passes): evicted entries' deadlines sit under an earlier live one, never reaching the top.
+    store = PendingStore(capacity=100)
+    for n in range(10_000):
+        store.add(entry(f"e{n}", 1e12 - n))
+        assert store.next_deadline() == 1e12 - n
+        if n % 2 == 0:
+            store.take(f"e{n}")
+    assert len(store) == 100
+    assert len(store._deadlines) <= 2 * 100 + 1024 + 1
 
 
 def test_expire_yields_exactly_the_entries_due_at_now() -> None:
@@ -111,3 +126,44 @@ def test_bounded_map_oldest_peeks_without_removing() -> None:
     assert len(seen) == 2
     seen.pop("a")
     assert seen.oldest() == ("b", 2)
+
+
+def test_bounded_map_survives_pickling_with_its_order_and_capacity() -> None:
+    seen = BoundedMap[int](capacity=3)
+    for key, value in [("é-1", 1), ("", 2), ("a-much-longer-event-id-" * 10, 3)]:
+        seen.put(key, value)
+    restored: BoundedMap[int] = pickle.loads(pickle.dumps(seen))  # noqa: S301
+    assert restored.items() == seen.items()
+    restored.put("new", 4)  # still bounded by the same capacity
+    assert [key for key, _ in restored.items()] == ["", "a-much-longer-event-id-" * 10, "new"]
+
+
+def test_a_bounded_map_pickled_in_the_earlier_form_still_loads() -> None:
+    earlier = BoundedMap[bool](capacity=2)
+    earlier.put("a", True)
+    restored = BoundedMap[bool](capacity=1)
+    restored.__setstate__(dict(vars(earlier)))  # what pickle gave before the compact form
+    assert restored.items() == [("a", True)]
+    restored.put("b", False)
+    restored.put("c", True)
+    assert restored.items() == [("b", False), ("c", True)]
+
+
+def test_bounded_map_matches_a_plain_ordered_model_under_random_operations() -> None:
+    rng = random.Random(4)
+    seen, model = BoundedMap[int](capacity=50), OrderedDict[str, int]()
+    for step in range(20_000):
+        key, action = f"k{rng.randrange(120)}", rng.random()
+        if action < 0.6:
+            forgotten = seen.put(key, step)
+            model[key] = step
+            model.move_to_end(key)
+            expected = model.popitem(last=False) if len(model) > 50 else None
+            assert forgotten == expected
+        elif action < 0.9:
+            assert seen.pop(key) == model.pop(key, None)
+        else:
+            assert seen.oldest() == next(iter(model.items()), None)
+        if step % 5_000 == 0:
+            seen = pickle.loads(pickle.dumps(seen))  # noqa: S301
+    assert seen.items() == list(model.items())
