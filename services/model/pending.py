@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 from array import array
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,12 +37,17 @@ class PendingEntry:
     """model name -> the class probabilities it predicted, kept for multiclass labels only (for
     log loss). A plain ``None`` default, so entries pickled before this field existed load."""
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled as a tuple of its fields: a checkpoint pickles tens of thousands of them."""
+        return PendingEntry, (self.event_id, self.x, self.event_time, self.deadline,
+                              self.predictions, self.label, self.class_probabilities)
+
 
 class PendingStore:
     """Pending entries in arrival order, at most ``capacity``; the oldest is evicted first."""
 
     def __init__(self, capacity: int) -> None:
-        self._entries: OrderedDict[str, PendingEntry] = OrderedDict()
+        self._entries = BoundedMap[PendingEntry](capacity)
         self._deadlines: list[tuple[float, str]] = []
         self._capacity = capacity
         self.evicted = 0
@@ -55,18 +60,16 @@ class PendingStore:
 
     def add(self, entry: PendingEntry) -> PendingEntry | None:
         """Store ``entry``; return the entry evicted to make room, if any."""
-        self._entries[entry.event_id] = entry
+        forgotten = self._entries.put(entry.event_id, entry)
         heapq.heappush(self._deadlines, (entry.deadline, entry.event_id))
-        evicted = None
-        if len(self._entries) > self._capacity:
+        if forgotten is not None:
             self.evicted += 1
-            evicted = self._entries.popitem(last=False)[1]
         self._compact()
-        return evicted
+        return None if forgotten is None else forgotten[1]
 
     def take(self, event_id: str) -> PendingEntry | None:
         """Remove and return the entry of ``event_id``, if pending."""
-        return self._entries.pop(event_id, None)
+        return self._entries.pop(event_id)
 
     def expire(self, now: float) -> Iterator[PendingEntry]:
         """Remove and yield entries whose deadline is at or before ``now`` (arrival order)."""
@@ -74,7 +77,7 @@ class PendingStore:
             deadline, event_id = heapq.heappop(self._deadlines)
             entry = self._entries.get(event_id)
             if entry is not None and entry.deadline == deadline:
-                del self._entries[event_id]
+                self._entries.pop(event_id)
                 yield entry
         self._compact()
 
@@ -85,8 +88,11 @@ class PendingStore:
         earlier than theirs (events arriving out of time order) can postpone indefinitely.
         """
         if len(self._deadlines) > 2 * len(self._entries) + 1024:
-            self._deadlines = [(e.deadline, e.event_id) for e in self._entries.values()]
-            heapq.heapify(self._deadlines)
+            self._rebuild_deadlines()
+
+    def _rebuild_deadlines(self) -> None:
+        self._deadlines = [(e.deadline, e.event_id) for e in self._entries.values()]
+        heapq.heapify(self._deadlines)
 
     def get(self, event_id: str) -> PendingEntry | None:
         """The entry of ``event_id`` without removing it."""
@@ -104,7 +110,22 @@ class PendingStore:
 
     def entries(self) -> list[PendingEntry]:
         """A copy of the pending entries in arrival order."""
-        return list(self._entries.values())
+        return self._entries.values()
+
+    def __getstate__(self) -> dict[str, object]:
+        """The entries and counters; the deadline heap is rebuilt from the entries on load."""
+        return {"entries": self._entries, "capacity": self._capacity, "evicted": self.evicted}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_entries" in state:  # pickled before this form: an OrderedDict and the heap
+            self._entries = BoundedMap[PendingEntry](state["_capacity"])
+            for event_id, entry in state["_entries"].items():
+                self._entries.put(event_id, entry)
+            self._capacity, self.evicted = state["_capacity"], state["evicted"]
+        else:
+            self._entries, self._capacity = state["entries"], state["capacity"]
+            self.evicted = state["evicted"]
+        self._rebuild_deadlines()
 
 
 class BoundedMap(Generic[T]):
@@ -164,6 +185,9 @@ class BoundedMap(Generic[T]):
 
     def items(self) -> list[tuple[str, T]]:
         return list(self._items.items())
+
+    def values(self) -> list[T]:
+        return list(self._items.values())
 
     def _front(self) -> str:
         """Take the oldest live key off the queue (the map must not be empty)."""

@@ -167,3 +167,32 @@ def test_bounded_map_matches_a_plain_ordered_model_under_random_operations() -> 
         if step % 5_000 == 0:
             seen = pickle.loads(pickle.dumps(seen))  # noqa: S301
     assert seen.items() == list(model.items())
+
+
+def test_a_pickled_pending_store_keeps_its_entries_order_and_deadlines() -> None:
+    store = PendingStore(capacity=3)
+    for n, deadline in enumerate([30.0, 10.0, 20.0, 40.0]):  # the first is evicted
+        store.add(entry(f"e-{n}", deadline))
+    store.get("e-2").predictions["m"] = (1, True, 0.75)  # type: ignore[union-attr]
+    restored: PendingStore = pickle.loads(pickle.dumps(store))  # noqa: S301
+    assert restored.entries() == store.entries()
+    assert restored.evicted == 1
+    assert [e.event_id for e in restored.expire(25.0)] == ["e-1", "e-2"]
+    restored.add(entry("e-9", 50.0))
+    restored.add(entry("e-10", 50.0))
+    assert [e.event_id for e in restored.entries()] == ["e-3", "e-9", "e-10"]
+    restored.add(entry("e-11", 50.0))  # still bounded by its capacity of 3
+    assert [e.event_id for e in restored.entries()] == ["e-9", "e-10", "e-11"]
+
+
+def test_a_pending_store_pickled_in_the_earlier_form_still_loads() -> None:
+    earlier = {"_entries": OrderedDict([("a", entry("a", 5.0)), ("b", entry("b", 1.0))]),
+               "_deadlines": [(1.0, "b"), (5.0, "a")], "_capacity": 2, "evicted": 4}
+    restored = PendingStore(capacity=1)
+    restored.__setstate__(earlier)
+    assert [e.event_id for e in restored.entries()] == ["a", "b"]
+    assert restored.evicted == 4
+    assert [e.event_id for e in restored.expire(2.0)] == ["b"]
+    restored.add(entry("c", 9.0))
+    restored.add(entry("d", 9.0))  # capacity 2: "a" goes
+    assert [e.event_id for e in restored.entries()] == ["c", "d"]
