@@ -136,7 +136,11 @@ class TransactionalCheckpointer:
     """A :class:`~services.common.consumer_loop.Committer` that checkpoints the model state.
 
     Commits every ``interval`` seconds or ``every_labels`` learned labels, whichever is first,
-    and when partitions are revoked or the service stops.
+    and when partitions are revoked or the service stops. A snapshot's cost grows with the state
+    (pending events, remembered ids, the models), so the pace adapts: after a commit that took
+    ``t`` seconds the next one waits at least ``t * (1 - time_share) / time_share``, keeping
+    checkpoints to ``time_share`` of the service's time; outputs then become visible to
+    ``read_committed`` readers less often, never later than the slower pace.
     """
 
     def __init__(
@@ -148,6 +152,7 @@ class TransactionalCheckpointer:
         source: Checkpointable,
         interval: float = 1.0,
         every_labels: int = 10_000,
+        time_share: float = 0.25,
     ) -> None:
         self._producer = producer
         self._consumer = consumer
@@ -157,11 +162,14 @@ class TransactionalCheckpointer:
         self._committed_revision = source.revision
         self._interval = interval
         self._every_labels = every_labels
+        self._wait_per_commit_second = (1.0 - time_share) / time_share
+        self._wait = interval
         self._dirty = False
         self._last = time.monotonic()
         self._labels_at_last = source.labels_learned
         self.checkpoints = 0
         self.last_size = 0
+        self.last_seconds = 0.0
 
     def begin(self) -> None:
         """Open the first transaction (after ``init_transactions``)."""
@@ -175,7 +183,7 @@ class TransactionalCheckpointer:
 
     def due(self) -> bool:
         return self._changed() and (
-            time.monotonic() - self._last >= self._interval
+            time.monotonic() - self._last >= self._wait
             or self._source.labels_learned - self._labels_at_last >= self._every_labels
         )
 
@@ -186,7 +194,7 @@ class TransactionalCheckpointer:
         (labels learned at the end of a stream), is inside this transaction, so an open
         transaction never outlives the checkpoint interval.
         """
-        self._last = time.monotonic()
+        started = self._last = time.monotonic()
         if not self._changed():
             return
         revision = self._source.revision
@@ -211,6 +219,8 @@ class TransactionalCheckpointer:
         self._committed_revision = revision
         self._labels_at_last = snapshot.labels_learned
         self._last = time.monotonic()  # the interval runs from the end of a slow commit too
+        self.last_seconds = self._last - started
+        self._wait = max(self._interval, self.last_seconds * self._wait_per_commit_second)
         self.checkpoints += 1
         self.last_size = len(value)
         log.debug("checkpoint %d: %d bytes, %d labels learned", self.checkpoints,

@@ -59,6 +59,11 @@ class ModelMetrics:
             "streamml_model_checkpoint_bytes", "Size of the last checkpoint written.",
             registry=registry,
         )
+        self.checkpoint_seconds = Gauge(
+            "streamml_model_checkpoint_seconds",
+            "How long the last checkpoint took (snapshot, offsets and transaction commit).",
+            registry=registry,
+        )
         self.predict_seconds = Histogram(
             "streamml_model_feature_to_prediction_seconds",
             "Time from reading a feature vector to producing its predictions.",

@@ -59,9 +59,11 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
         plumbing.producer, plumbing.consumer, settings.topic("model-snapshots"), learner_id,
         handler, interval=settings.model.commit_interval_seconds,
         every_labels=settings.model.checkpoint_every_labels,
+        time_share=settings.model.checkpoint_time_share,
     )
     checkpointer.begin()
     metrics.checkpoint_bytes.set_function(lambda: checkpointer.last_size)
+    metrics.checkpoint_seconds.set_function(lambda: checkpointer.last_seconds)
     metrics.champion_version.set_function(lambda: learner.champion_version)
     return serve(
         plumbing, handler, stop,

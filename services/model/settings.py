@@ -18,6 +18,9 @@ class ModelOptions(BaseModel):
     commit_interval_seconds: float = Field(default=1.0, gt=0)
     """Checkpoint (and make outputs visible to read_committed readers) at least this often."""
     checkpoint_every_labels: int = Field(default=10_000, gt=0)
+    checkpoint_time_share: float = Field(default=0.25, gt=0, le=1)
+    """At most this share of the time goes to checkpoints: a snapshot that took t seconds is
+    followed by one no sooner than t * (1 - share) / share later (and the interval)."""
     label_hold_seconds: float = Field(default=30.0, gt=0)
     """With no feature vector for this long, labels are learned by wall-clock stream time."""
 

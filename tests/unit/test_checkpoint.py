@@ -12,6 +12,7 @@ from schemas.codec import decode, encode
 from schemas.snapshots import ModelSnapshot
 from services.model.checkpoint import (
     SnapshotIncompatible,
+    TransactionalCheckpointer,
     check_compatible,
     dump_state,
     library_versions,
@@ -53,3 +54,73 @@ def test_patch_releases_are_compatible() -> None:
     current = library_versions()
     patched = {**current, "river": current["river"] + ".9"}
     check_compatible(patched, current)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Transactions:
+    """The producer and consumer calls a checkpoint makes; each commit takes ``commit_seconds``."""
+
+    def __init__(self, clock: _Clock) -> None:
+        self.clock, self.commits, self.commit_seconds = clock, 0, 0.0
+
+    def produce(self, topic: str, key: bytes, value: bytes) -> None: ...
+
+    def send_offsets_to_transaction(self, *args: object) -> None: ...
+
+    def begin_transaction(self) -> None: ...
+
+    def commit_transaction(self, timeout: float) -> None:
+        self.clock.now += self.commit_seconds
+        self.commits += 1
+
+    def assignment(self) -> list[object]:
+        return []
+
+    def position(self, partitions: list[object]) -> list[object]:
+        return []
+
+
+class _Source:
+    labels_learned = 0
+    revision = 0
+
+    def state(self) -> dict[str, object]:
+        return {"n": self.revision}
+
+    def champion(self) -> tuple[str, int]:
+        return "m", 1
+
+
+def test_checkpoints_slow_down_when_a_snapshot_is_slow(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr("services.model.checkpoint.time.monotonic", clock)
+    wire, source = _Transactions(clock), _Source()
+    checkpointer = TransactionalCheckpointer(
+        wire, wire, "snapshots", "m", source, interval=1.0, time_share=0.25,  # type: ignore[arg-type]
+    )
+
+    def due_after(seconds: float) -> bool:
+        clock.now += seconds
+        source.revision += 1  # something changed
+        return checkpointer.due()
+
+    assert not due_after(0.9)
+    assert due_after(0.1)  # a fast checkpoint: every interval
+    checkpointer.commit()
+    assert not due_after(0.99)
+    assert due_after(0.01)
+    wire.commit_seconds = 2.0  # the state grew: a snapshot now takes 2 s
+    checkpointer.commit()
+    assert checkpointer.last_seconds == pytest.approx(2.0)
+    assert not due_after(5.9)  # 2 s of checkpoint is followed by at least 6 s without one
+    assert due_after(0.1)
+    wire.commit_seconds = 0.1
+    checkpointer.commit()
+    assert due_after(1.0)  # fast again: back to the interval
