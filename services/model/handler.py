@@ -24,12 +24,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from confluent_kafka import Message
 
 from schemas.alerts import DriftAlert
-from schemas.codec import ContractError, ContractT, decode, encode
+from schemas.codec import encode
 from schemas.events import Label
 from schemas.features import FeatureVector
 from schemas.model_events import ModelEvent
@@ -39,6 +39,13 @@ from services.common.dead_letters import DeadLetter, DeadLetterPublisher
 from services.model.estimators import vectorize
 from services.model.governance import DriftReaction, Governor
 from services.model.learner import Learner
+from services.model.messages import (
+    EarlyLabel,
+    event_position,
+    pack_position,
+    read_message,
+    unpack_position,
+)
 from services.model.metrics import ModelMetrics
 from services.model.pending import BoundedMap, PendingEntry, PendingStore
 from services.model.settings import ModelOptions
@@ -60,24 +67,7 @@ class ModelTopics:
     drift_alerts: str = "drift-alerts"
 
 
-@dataclass(frozen=True)
-class _EarlyLabel:
-    label: Label
-    label_time: float
-    raw: bytes | None
-    key: bytes | None
-    partition: int
-    offset: int
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        """Pickled as its message (the label is decoded again): cheap in large checkpoints."""
-        return _early_label_from, (self.raw, self.label_time, self.key, self.partition,
-                                   self.offset)
-
-
-def _early_label_from(raw: bytes, label_time: float, key: bytes | None, partition: int,
-                      offset: int) -> _EarlyLabel:
-    return _EarlyLabel(decode(Label, raw), label_time, raw, key, partition, offset)
+_EarlyLabel = EarlyLabel  # the name snapshots written before it moved to ``messages`` pickled
 
 
 class ModelHandler:
@@ -114,7 +104,7 @@ class ModelHandler:
         self._window = learner.label.feedback_window_seconds
         self._hold = options.label_hold_seconds
         self.pending = PendingStore(options.pending_capacity)
-        self._early = BoundedMap[_EarlyLabel](options.early_label_capacity)
+        self._early = BoundedMap[EarlyLabel](options.early_label_capacity)
         # event_id -> where its event was read from ``events`` (see FeatureVector), if known
         self._predicted = BoundedMap[int](options.remembered_ids)
         self._resolved = BoundedMap[bool](options.remembered_ids)  # event_id -> timed out?
@@ -142,7 +132,7 @@ class ModelHandler:
             if self._monotonic() - self._last_features_at >= self._hold:
                 self._advance(self.stream_now())
         elif topic == self._topics.drift_alerts:
-            self.governor.on_alert(_decode(DriftAlert, message.value()), self.labels_learned)
+            self.governor.on_alert(read_message(DriftAlert, message.value()), self.labels_learned)
         self._measure_stores()
 
     def on_idle(self) -> None:
@@ -212,7 +202,7 @@ class ModelHandler:
 
     def _on_features(self, message: Message) -> None:
         received = self._clock()
-        vector = _decode(FeatureVector, message.value())
+        vector = read_message(FeatureVector, message.value())
         event_time = vector.event_time.timestamp()
         self._observe_time(event_time)
         self._last_features_at = self._monotonic()
@@ -234,8 +224,8 @@ class ModelHandler:
     def _reject_repeat(self, vector: FeatureVector) -> None:
         """A vector for an event already predicted: the same event again (a redelivery) is
         skipped; another event reusing its ``event_id`` is dead-lettered as a duplicate."""
-        first = _unpack_position(self._predicted.get(vector.event_id))
-        again = _position(vector)
+        first = unpack_position(self._predicted.get(vector.event_id))
+        again = event_position(vector)
         if first is None or again is None or first == again:
             self._metrics.duplicate_features.inc()
             return
@@ -273,7 +263,7 @@ class ModelHandler:
                 model=answer.model, version=str(answer.version), role=answer.role
             ).inc()
         self._metrics.predict_seconds.observe((self._clock() - received).total_seconds())
-        self._predicted.put(vector.event_id, _pack_position(_position(vector)))
+        self._predicted.put(vector.event_id, pack_position(event_position(vector)))
         evicted = self.pending.add(entry)
         if evicted is not None:
             # Given up on: its label, if it ever comes, is late rather than unknown.
@@ -283,7 +273,7 @@ class ModelHandler:
     # -- labels: queue, then learn in time order --------------------------------------------
 
     def _on_label(self, message: Message) -> None:
-        label = _decode(Label, message.value())
+        label = read_message(Label, message.value())
         self._observe_time(label.label_time.timestamp())
         entry = self.pending.get(label.event_id)
         if entry is not None:
@@ -304,7 +294,7 @@ class ModelHandler:
         if label.event_id in self._early:
             self._metrics.label_events(kind="duplicate").inc()
             return
-        forgotten = self._early.put(label.event_id, _EarlyLabel(
+        forgotten = self._early.put(label.event_id, EarlyLabel(
             label, label.label_time.timestamp(), message.value(), message.key(),
             message.partition() or 0, message.offset() or 0,
         ))
@@ -322,9 +312,8 @@ class ModelHandler:
             label.label_time.timestamp(), entry.event_time.timestamp(), label.event_id,
         ))
         if len(self._ready) > 2 * len(self.pending) + 1024:
-            # Labels of events evicted while their label waited for the features stream (one
-            # lagging behind the labels) would otherwise stay until stream time passes them.
-            self._ready = [item for item in self._ready if _has_label(self.pending.get(item[2]))]
+            # Labels of events evicted while they waited for a lagging features stream: drop.
+            self._ready = [item for item in self._ready if self.pending.has_label(item[2])]
             heapq.heapify(self._ready)
         return True
 
@@ -403,45 +392,9 @@ class ModelHandler:
             self._early.pop(event_id)
             self._dead_letter_early(early, f"no features within {self._window:g}s of its label")
 
-    def _dead_letter_early(self, early: _EarlyLabel, why: str) -> None:
+    def _dead_letter_early(self, early: EarlyLabel, why: str) -> None:
         self._metrics.label_events(kind="unknown_event").inc()
         self._dead_letters.publish(
             early.raw, early.key, self._topics.labels, early.partition, early.offset,
             DeadLetter("unknown_event", f"label for {early.label.event_id}: {why}"),
         )
-
-
-def _has_label(entry: PendingEntry | None) -> bool:
-    return entry is not None and entry.label is not None
-
-
-def _position(vector: FeatureVector) -> tuple[int, int] | None:
-    """Where the vector's event was read from the ``events`` topic, if it says."""
-    if vector.event_partition is None or vector.event_offset is None:
-        return None
-    return vector.event_partition, vector.event_offset
-
-
-_OFFSET_BITS = 44
-
-
-def _pack_position(position: tuple[int, int] | None) -> int:
-    """A position as one int (-1: unknown), so the remembered ids stay cheap to checkpoint."""
-    if position is None:
-        return -1
-    partition, offset = position
-    return (partition << _OFFSET_BITS) | offset
-
-
-def _unpack_position(packed: object) -> tuple[int, int] | None:
-    """Inverse of :func:`_pack_position`; ``True`` (states written before positions) is unknown."""
-    if not isinstance(packed, int) or isinstance(packed, bool) or packed < 0:
-        return None
-    return packed >> _OFFSET_BITS, packed & ((1 << _OFFSET_BITS) - 1)
-
-
-def _decode(model: type[ContractT], raw: bytes | None) -> ContractT:
-    try:
-        return decode(model, raw)
-    except ContractError as error:
-        raise DeadLetter.from_contract_error(error) from error

@@ -98,6 +98,11 @@ class PendingStore:
         """The entry of ``event_id`` without removing it."""
         return self._entries.get(event_id)
 
+    def has_label(self, event_id: str) -> bool:
+        """True if ``event_id`` is pending and its label has arrived."""
+        entry = self._entries.get(event_id)
+        return entry is not None and entry.label is not None
+
     def next_deadline(self) -> float | None:
         """The earliest deadline still pending, or None."""
         while self._deadlines:
