@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.common.service_metrics import LATENCY_BUCKETS
+from services.common.service_metrics import LATENCY_BUCKETS, labelled
 
 LABEL_DELAY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
@@ -13,77 +13,77 @@ class SinkMetrics:
     """Predictions, outcomes, rolling quality, latency, alerts, model events and dead letters."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.predictions = Counter(
+        self.predictions = labelled(Counter(
             "streamml_predictions_total", "Predictions seen on the predictions topic.",
             ["model", "version"], registry=registry,
-        ).labels
-        self.outcomes = Counter(
+        ))
+        self.outcomes = labelled(Counter(
             "streamml_outcomes_total", "Outcomes (prediction joined with its label).",
             ["model", "version", "timed_out"], registry=registry,
-        ).labels
-        self.event_to_prediction = Histogram(
+        ))
+        self.event_to_prediction = labelled(Histogram(
             "streamml_event_to_prediction_seconds",
             "End-to-end latency from event time to prediction.", ["model"],
             buckets=LATENCY_BUCKETS, registry=registry,
-        ).labels
-        self.label_delay = Histogram(
+        ))
+        self.label_delay = labelled(Histogram(
             "streamml_label_delay_seconds", "Time from event to its label (or window end).",
             ["model"], buckets=LABEL_DELAY_BUCKETS, registry=registry,
-        ).labels
-        self.rolling_accuracy = Gauge(
+        ))
+        self.rolling_accuracy = labelled(Gauge(
             "streamml_rolling_accuracy_ratio",
             "Accuracy over the last outcomes of each model (window: STREAMML_ACCURACY_WINDOW).",
             ["model"], registry=registry,
-        ).labels
-        self.rolling_log_loss = Gauge(
+        ))
+        self.rolling_log_loss = labelled(Gauge(
             "streamml_rolling_log_loss",
             "Mean log loss (natural log, probability of the observed class clipped at 1e-15) "
             "over the last classification outcomes of each model.", ["model"], registry=registry,
-        ).labels
+        ))
         self.rolling_roc_auc = Gauge(
             "streamml_rolling_roc_auc_ratio",
             "ROC AUC of the positive-class score over the last binary outcomes of each model; "
             "absent while that window holds one class only.", ["model"], registry=registry,
         )
         """The gauge itself, not its ``labels``: a model's series is removed while undefined."""
-        self.rolling_mae = Gauge(
+        self.rolling_mae = labelled(Gauge(
             "streamml_rolling_mae",
             "Mean absolute error over the last regression outcomes of each model "
             "(in the target's unit).", ["model"], registry=registry,
-        ).labels
-        self.rolling_rmse = Gauge(
+        ))
+        self.rolling_rmse = labelled(Gauge(
             "streamml_rolling_rmse",
             "Root mean squared error over the last regression outcomes of each model "
             "(in the target's unit).", ["model"], registry=registry,
-        ).labels
-        self.label_coverage = Gauge(
+        ))
+        self.label_coverage = labelled(Gauge(
             "streamml_label_coverage_ratio",
             "Share of the last outcomes of each model that had a real label (not a closed "
             "feedback window).", ["model"], registry=registry,
-        ).labels
-        self.drift_alerts = Counter(
+        ))
+        self.drift_alerts = labelled(Counter(
             "streamml_drift_alerts_total", "Drift alerts seen, by kind and detector.",
             ["kind", "detector"], registry=registry,
-        ).labels
-        self.last_drift_alert = Gauge(
+        ))
+        self.last_drift_alert = labelled(Gauge(
             "streamml_last_drift_alert_timestamp_seconds", "When the last alert of a kind fired.",
             ["kind"], registry=registry,
-        ).labels
-        self.model_events = Counter(
+        ))
+        self.model_events = labelled(Counter(
             "streamml_model_events_total",
             "Promotions, champion resets and fresh challengers, by kind.", ["kind"],
             registry=registry,
-        ).labels
-        self.last_model_event = Gauge(
+        ))
+        self.last_model_event = labelled(Gauge(
             "streamml_last_model_event_timestamp_seconds", "When the last model event of a kind "
             "happened (for annotations).", ["kind"], registry=registry,
-        ).labels
+        ))
         self.champion_version = Gauge(
             "streamml_champion_version", "Version of the champion after the last promotion or "
             "reset (1 until one happens).", registry=registry,
         )
         self.champion_version.set(1)
-        self.dead_letters = Counter(
+        self.dead_letters = labelled(Counter(
             "streamml_dead_letters_total", "Dead letters seen, by source topic and reason code.",
             ["source", "reason"], registry=registry,
-        ).labels
+        ))

@@ -4,27 +4,27 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.common.service_metrics import LATENCY_BUCKETS
+from services.common.service_metrics import LATENCY_BUCKETS, labelled
 
 
 class ModelMetrics:
     """Predictions, learning, the pending store and label anomalies. Labels are bounded."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.predictions = Counter(
+        self.predictions = labelled(Counter(
             "streamml_model_predictions_total", "Predictions published, by model and version.",
             ["model", "version", "role"], registry=registry,
-        ).labels
-        self.learned = Counter(
+        ))
+        self.learned = labelled(Counter(
             "streamml_model_labels_learned_total",
             "Labels learned, by model; timed_out says whether the window closed first.",
             ["model", "timed_out"], registry=registry,
-        ).labels
-        self.label_events = Counter(
+        ))
+        self.label_events = labelled(Counter(
             "streamml_model_label_anomalies_total",
             "Labels not learned: duplicate, late (window closed), unknown event, dropped timeout.",
             ["kind"], registry=registry,
-        ).labels
+        ))
         self.duplicate_features = Counter(
             "streamml_model_duplicate_feature_vectors_total",
             "Feature vectors for an event already predicted (redelivery); not predicted again.",
@@ -37,20 +37,20 @@ class ModelMetrics:
             "streamml_model_early_labels", "Labels waiting for their event's features.",
             registry=registry,
         )
-        self.remembered_ids = Gauge(
+        self.remembered_ids = labelled(Gauge(
             "streamml_model_remembered_ids",
             "Event ids remembered to recognise redeliveries, duplicates and late labels, by store "
             "(predicted, resolved).", ["store"], registry=registry,
-        ).labels
+        ))
         self.pending_evicted = Counter(
             "streamml_model_pending_evicted_total",
             "Pending events evicted because the store was full.", registry=registry,
         )
-        self.model_changes = Counter(
+        self.model_changes = labelled(Counter(
             "streamml_model_changes_total",
             "Promotions, champion resets and fresh challengers, by kind.", ["kind"],
             registry=registry,
-        ).labels
+        ))
         self.champion_version = Gauge(
             "streamml_model_champion_version", "Version of the model serving predictions.",
             registry=registry,
