@@ -269,6 +269,8 @@ class ModelHandler:
             # Given up on: its label, if it ever comes, is late rather than unknown.
             self._metrics.pending_evicted.inc()
             self._resolved.put(evicted.event_id, True)
+            if evicted.label is not None:  # its label came but was never learned
+                self._metrics.label_events(kind="evicted").inc()
 
     # -- labels: queue, then learn in time order --------------------------------------------
 

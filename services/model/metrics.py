@@ -22,7 +22,8 @@ class ModelMetrics:
         ))
         self.label_events = labelled(Counter(
             "streamml_model_label_anomalies_total",
-            "Labels not learned: duplicate, late (window closed), unknown event, dropped timeout.",
+            "Labels not learned: duplicate, late (window closed), unknown event, dropped timeout, "
+            "evicted (its event left the full pending store before the label was learned).",
             ["kind"], registry=registry,
         ))
         self.duplicate_features = Counter(

@@ -509,6 +509,7 @@ def test_labels_ahead_of_a_lagging_features_stream_stay_bounded() -> None:
     assert len(model.handler._ready) <= 2 * 10 + 1024 + 1
     model.features("later", seconds=61)  # the features stream passes the labels' time
     assert {o.event_id for o in model.outcomes()} == {f"e-{n}" for n in range(2990, 3000)}
+    assert model.anomalies("evicted") == 2990.0  # none dropped without a count
 
 
 def test_the_label_of_an_evicted_event_is_late_not_unknown() -> None:
