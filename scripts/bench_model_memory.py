@@ -41,17 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from bench_model import (
-    VectorStream,
-    exited,
-    failure,
-    health,
-    labels_learned,
-    model_service,
-    new_prefix,
-    port_of,
-    service_pid,
-)
+from bench_model_service import health, labels_learned, model_service, new_prefix, port_of
+from bench_model_vectors import VectorStream
+from child_service import exited, failure, service_pid
 
 from services.cli.bench.scrape import load_average, scrape, total
 from services.cli.bench.wire import fast_producer, produce

@@ -85,7 +85,7 @@ def psi_is_reliable(bins: int, n_reference: int, n_recent: int, threshold: float
     degrees of freedom, and by Laurent and Massart's bound it crosses the threshold with
     probability at most :data:`FALSE_ALARM_PER_CHECK`. Too few observations: no verdict.
 
-    ``schemas/spec.py`` (``ShiftSpec``) applies the same bound to full windows.
+    ``schemas/spec_drift.py`` (``ShiftSpec``) applies the same bound to full windows.
     """
     if bins < 2 or n_reference < 1 or n_recent < 1:
         return False
