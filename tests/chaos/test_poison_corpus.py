@@ -13,7 +13,6 @@ check dead-letters the feature vector, which carries its event's position in ``e
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,13 +28,14 @@ from schemas.features import FeatureVector
 from schemas.predictions import Outcome, Prediction
 from services.cli import stack
 from services.cli.demo import scrape
-from services.common.kafka import ensure_topics, make_producer
+from services.common.kafka import make_producer
 from services.common.runtime import StopSignal
 from services.common.settings import KafkaSettings, Settings
 from services.producer.client import EventClient
 from services.producer.scenarios.clicks import ClicksScenario
 from services.producer.stream import stream_scenario
 from tests.chaos.poison import KINDS, Poison, make_poison
+from tests.chaos.stack import RunningStack, consumers_running
 from tests.integration.conftest import read_topic, topic_size, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -108,29 +108,12 @@ def poison_schedule() -> list[str]:
         others[n % len(others)] for n in range(slots - UNKNOWN_LABEL_SLOTS)]
 
 
-@dataclass(frozen=True)
-class Stack:
-    prefix: str
-    home: Path
-
-
 @pytest.fixture
-def services(kafka: KafkaSettings, tmp_path: Path) -> Iterator[Stack]:
+def services(kafka: KafkaSettings, tmp_path: Path) -> Iterator[RunningStack]:
     """features, model, drift and metrics-sink on the clicks spec, on a fresh prefix."""
-    prefix = f"p{uuid.uuid4().hex[:10]}-"
-    ensure_topics(kafka, prefix)
-    env = {
-        "STREAMML_TOPIC_PREFIX": prefix,
-        "STREAMML_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "STREAMML_SPEC": "clicks",
-        "STREAMML_MODEL__LABEL_HOLD_SECONDS": "5",
-    }
-    home = tmp_path / "home"
-    stack.up(stack.plan_stack(home, env, with_producer=False, port_offset=1800), timeout=120)
-    try:
-        yield Stack(prefix, home)
-    finally:
-        stack.down(home)
+    with consumers_running(kafka, tmp_path / "home", "clicks", port_offset=1800, tag="p",
+                           settings={"STREAMML_MODEL__LABEL_HOLD_SECONDS": "5"}) as running:
+        yield running
 
 
 def dead_letter_origin(message: Message, prefix: str) -> tuple[Position, DeadLetterHeaders]:
@@ -151,7 +134,7 @@ def restarts(home: Path) -> dict[str, int]:
 
 @pytest.mark.timeout(600)
 def test_poison_at_one_percent_is_dead_lettered_exactly_and_loses_no_good_event(
-    services: Stack, kafka: KafkaSettings,
+    services: RunningStack, kafka: KafkaSettings,
 ) -> None:
     producer = make_producer(kafka)
     settings = Settings(kafka=kafka, topic_prefix=services.prefix)

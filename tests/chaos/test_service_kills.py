@@ -14,10 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,8 +24,8 @@ from schemas.codec import decode
 from schemas.predictions import Outcome, Prediction
 from services.cli import stack
 from services.cli.demo import scrape
-from services.common.kafka import ensure_topics
 from services.common.settings import KafkaSettings
+from tests.chaos.stack import RunningStack, consumers_running
 from tests.integration.conftest import REPO, read_topic, topic_size, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -39,31 +37,13 @@ VICTIMS = ("features", "model", "drift", "metrics-sink")
 STOP_BOUND_SECONDS = 10.0
 
 
-@dataclass(frozen=True)
-class Pipeline:
-    prefix: str
-    home: Path
-    env: dict[str, str]
-
-
 @pytest.fixture
-def pipeline(kafka: KafkaSettings, tmp_path: Path) -> Iterator[Pipeline]:
+def pipeline(kafka: KafkaSettings, tmp_path: Path) -> Iterator[RunningStack]:
     """features, model, drift and metrics-sink under a supervisor, on a fresh prefix."""
-    prefix = f"k{uuid.uuid4().hex[:10]}-"
-    ensure_topics(kafka, prefix)
-    env = {
-        "STREAMML_TOPIC_PREFIX": prefix,
-        "STREAMML_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "STREAMML_SPEC": "elec2",
-        # The last 48 labels have no later event to release them: learn them after 5 s idle.
-        "STREAMML_MODEL__LABEL_HOLD_SECONDS": "5",
-    }
-    home = tmp_path / "home"
-    stack.up(stack.plan_stack(home, env, with_producer=False, port_offset=1600), timeout=120)
-    try:
-        yield Pipeline(prefix, home, env)
-    finally:
-        stack.down(home)
+    # The last 48 labels have no later event to release them: learn them after 5 s idle.
+    with consumers_running(kafka, tmp_path / "home", "elec2", port_offset=1600, tag="k",
+                           settings={"STREAMML_MODEL__LABEL_HOLD_SECONDS": "5"}) as running:
+        yield running
 
 
 def service_pid(home: Path, name: str) -> int:
@@ -79,7 +59,7 @@ def gone(pid: int) -> bool:
     return state in ("Z", "X")
 
 
-def replay(pipeline: Pipeline) -> subprocess.Popen[str]:
+def replay(pipeline: RunningStack) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "replay", str(ELEC2), "--spec", "elec2",
          "--label-delay", "48", "--limit", str(ROWS), "--rate", str(RATE), "--quiet"],
@@ -88,7 +68,7 @@ def replay(pipeline: Pipeline) -> subprocess.Popen[str]:
     )
 
 
-def strike(pipeline: Pipeline, name: str, how: signal.Signals) -> float:
+def strike(pipeline: RunningStack, name: str, how: signal.Signals) -> float:
     """Send ``how`` to service ``name``; return the seconds it took to exit. Waits until the
     supervisor has restarted it and it reports healthy again."""
     pid = service_pid(pipeline.home, name)
@@ -123,7 +103,7 @@ def assert_nothing_lost_or_doubled(kafka: KafkaSettings, prefix: str) -> None:
     assert outcome_count == ROWS, "a label was learned twice"
 
 
-def lag_drains(pipeline: Pipeline, name: str) -> bool:
+def lag_drains(pipeline: RunningStack, name: str) -> bool:
     """True when service ``name`` reports no consumer lag on any of its topics."""
     port = int(stack.status(pipeline.home)["services"][name]["port"])
     lags = {k: v for k, v in scrape(port).items() if k.startswith("streamml_consumer_lag")}
@@ -133,7 +113,7 @@ def lag_drains(pipeline: Pipeline, name: str) -> bool:
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
 def test_each_service_killed_in_turn_loses_and_doubles_nothing(
-    pipeline: Pipeline, kafka: KafkaSettings, how: signal.Signals
+    pipeline: RunningStack, kafka: KafkaSettings, how: signal.Signals
 ) -> None:
     publisher = replay(pipeline)
     try:

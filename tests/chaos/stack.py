@@ -1,0 +1,48 @@
+"""The four consuming services under the supervisor, on a fresh topic prefix, for a chaos test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.cli import stack
+from services.common.kafka import ensure_topics
+from services.common.settings import KafkaSettings
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    """Where the services run: their topic prefix, the supervisor's home, their settings."""
+
+    prefix: str
+    home: Path
+    env: dict[str, str]
+
+
+@contextmanager
+def consumers_running(
+    kafka: KafkaSettings, home: Path, spec: str, port_offset: int, tag: str,
+    settings: dict[str, str] | None = None, timeout: float = 120,
+) -> Iterator[RunningStack]:
+    """features, model, drift and metrics-sink on ``spec``, healthy, until the block ends.
+
+    Topics get the prefix ``<tag><random>-``; metrics ports are the defaults + ``port_offset``
+    (distinct per test, so tests never collide); ``settings`` are extra ``STREAMML_*`` variables.
+    """
+    prefix = f"{tag}{uuid.uuid4().hex[:10]}-"
+    ensure_topics(kafka, prefix)
+    env = {
+        "STREAMML_TOPIC_PREFIX": prefix,
+        "STREAMML_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "STREAMML_SPEC": spec,
+        **(settings or {}),
+    }
+    stack.up(stack.plan_stack(home, env, with_producer=False, port_offset=port_offset),
+             timeout=timeout)
+    try:
+        yield RunningStack(prefix, home, env)
+    finally:
+        stack.down(home)
