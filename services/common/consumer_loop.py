@@ -45,9 +45,26 @@ class Committer(Protocol):
         """Make everything processed so far durable."""
 
 
+COMMIT_LATER_ERRORS = frozenset({
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR, KafkaError.REQUEST_TIMED_OUT, KafkaError._WAIT_COORD,
+    KafkaError._TRANSPORT, KafkaError._TIMED_OUT,
+    KafkaError._ASSIGNMENT_LOST, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION,
+    KafkaError.REBALANCE_IN_PROGRESS,
+})
+"""Commit failures that leave the offsets uncommitted without harm: while the group coordinator
+is unreachable or loading (a broker restart) the next commit tries again; partitions the group
+took away are delivered again to their next owner (at least once)."""
+
+
 class OffsetCommitter:
     """At-least-once: store each finished message's offset; on commit, flush the producer, then
-    commit the stored offsets, every ``interval`` seconds."""
+    commit the stored offsets, every ``interval`` seconds.
+
+    While the cluster is unavailable (the producer cannot flush, or the commit fails with one of
+    :data:`COMMIT_LATER_ERRORS`), a commit leaves the offsets stored and uncommitted, and the
+    next one tries again: the service rides out a broker restart instead of crashing.
+    """
 
     def __init__(self, consumer: Consumer, producer: Producer, interval: float = 1.0) -> None:
         self._consumer = consumer
@@ -69,11 +86,17 @@ class OffsetCommitter:
             return
         remaining = self._producer.flush(30)
         if remaining:
-            raise RuntimeError(f"{remaining} produced messages not acknowledged; not committing")
+            log.warning("%d produced messages not acknowledged yet; not committing offsets",
+                        remaining)
+            return
         try:
             self._consumer.commit(asynchronous=False)
         except KafkaException as error:
-            if error.args[0].code() != KafkaError._NO_OFFSET:
+            code = error.args[0].code()
+            if code in COMMIT_LATER_ERRORS:
+                log.warning("offsets not committed, will try again: %s", error.args[0].str())
+                return
+            if code != KafkaError._NO_OFFSET:
                 raise
         self._uncommitted = 0
 

@@ -22,6 +22,18 @@ from services.common.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 
+RECOVERY_DEFAULTS = {"metadata.recovery.strategy": "none"}
+"""librdkafka settings of every client, before the deployment's own (``KafkaSettings.extra``
+overrides them).
+
+When every broker it knows is down (a single broker restarting), librdkafka >= 2.10
+"re-bootstraps": it drops those brokers, yet keeps a dropped one as the group coordinator it
+waits for. After the restart, ``send_offsets_to_transaction`` then blocks forever, past its
+timeout, and a consumer loses its group for a session timeout (librdkafka issues #5511, #5456).
+Without re-bootstrapping, clients reconnect to the brokers they know, as before 2.10.
+"""
+
+
 class BrokerUnavailable(RuntimeError):
     """The cluster did not answer in time, or refused our credentials."""
 
@@ -36,6 +48,7 @@ class CredentialsRejected(BrokerUnavailable):
 def make_producer(kafka: KafkaSettings, **overrides: Any) -> Producer:
     """An idempotent producer (``acks=all``) that retries without reordering or duplicating."""
     config: dict[str, Any] = {
+        **RECOVERY_DEFAULTS,
         **kafka.client_config(),
         "enable.idempotence": True,
         "acks": "all",
@@ -51,6 +64,7 @@ def make_consumer(
 ) -> Consumer:
     """A consumer in ``group_id`` whose offsets move only when the caller stores and commits."""
     config: dict[str, Any] = {
+        **RECOVERY_DEFAULTS,
         **kafka.client_config(),
         "group.id": group_id,
         "enable.auto.commit": False,
@@ -65,7 +79,7 @@ def make_consumer(
 
 def make_admin(kafka: KafkaSettings) -> AdminClient:
     """An admin client for the cluster."""
-    config: dict[str, Any] = dict(kafka.client_config())
+    config: dict[str, Any] = {**RECOVERY_DEFAULTS, **kafka.client_config()}
     return AdminClient(config)
 
 

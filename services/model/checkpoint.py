@@ -140,7 +140,10 @@ class TransactionalCheckpointer:
     (pending events, remembered ids, the models), so the pace adapts: after a commit that took
     ``t`` seconds the next one waits at least ``t * (1 - time_share) / time_share``, keeping
     checkpoints to ``time_share`` of the service's time; outputs then become visible to
-    ``read_committed`` readers less often, never later than the slower pace.
+    ``read_committed`` readers less often, never later than the slower pace. The wait never
+    exceeds ``max_wait``: the transaction stays open that long, and the broker aborts one older
+    than the producer's ``transaction.timeout.ms`` (60 s) and fences the producer. A commit that
+    waited out a broker restart would otherwise be followed by one more than 60 s later.
     """
 
     def __init__(
@@ -153,6 +156,7 @@ class TransactionalCheckpointer:
         interval: float = 1.0,
         every_labels: int = 10_000,
         time_share: float = 0.25,
+        max_wait: float = 15.0,
     ) -> None:
         self._producer = producer
         self._consumer = consumer
@@ -164,6 +168,7 @@ class TransactionalCheckpointer:
         self._every_labels = every_labels
         self._wait_per_commit_second = (1.0 - time_share) / time_share
         self._wait = interval
+        self._max_wait = max(interval, max_wait)
         self._dirty = False
         self._last = time.monotonic()
         self._labels_at_last = source.labels_learned
@@ -220,7 +225,8 @@ class TransactionalCheckpointer:
         self._labels_at_last = snapshot.labels_learned
         self._last = time.monotonic()  # the interval runs from the end of a slow commit too
         self.last_seconds = self._last - started
-        self._wait = max(self._interval, self.last_seconds * self._wait_per_commit_second)
+        self._wait = min(self._max_wait,
+                         max(self._interval, self.last_seconds * self._wait_per_commit_second))
         self.checkpoints += 1
         self.last_size = len(value)
         log.debug("checkpoint %d: %d bytes, %d labels learned", self.checkpoints,

@@ -124,3 +124,23 @@ def test_checkpoints_slow_down_when_a_snapshot_is_slow(monkeypatch: pytest.Monke
     wire.commit_seconds = 0.1
     checkpointer.commit()
     assert due_after(1.0)  # fast again: back to the interval
+
+
+def test_a_commit_slowed_by_an_outage_does_not_stretch_the_pace_past_max_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr("services.model.checkpoint.time.monotonic", clock)
+    wire, source = _Transactions(clock), _Source()
+    checkpointer = TransactionalCheckpointer(
+        wire, wire, "snapshots", "m", source, interval=1.0, time_share=0.25,  # type: ignore[arg-type]
+        max_wait=15.0,
+    )
+    source.revision += 1
+    wire.commit_seconds = 20.0  # the commit waited for a restarting broker
+    checkpointer.commit()
+    clock.now += 14.9
+    source.revision += 1
+    assert not checkpointer.due()
+    clock.now += 0.1
+    assert checkpointer.due(), "the open transaction must commit long before it times out (60 s)"
