@@ -115,6 +115,7 @@ class ConsumerLoop:
         base_name_of: Callable[[str], str],
         committer: Committer | None = None,
         poll_timeout: float = 0.1,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._consumer = consumer
         self._producer = producer
@@ -125,6 +126,9 @@ class ConsumerLoop:
         self._base_name_of = base_name_of
         self._committer = committer or OffsetCommitter(consumer, producer)
         self._poll_timeout = poll_timeout
+        self._monotonic = monotonic
+        self.last_turn = monotonic()
+        """When the loop last went round (monotonic): a loop stuck in a client call stops it."""
 
     def subscribe(self, topics: list[str]) -> None:
         """Subscribe, committing finished work before partitions are taken away."""
@@ -140,6 +144,7 @@ class ConsumerLoop:
         self._metrics.up.set(1)
         try:
             while not self._stop.is_set and (max_messages is None or processed < max_messages):
+                self.last_turn = self._monotonic()
                 message = self._consumer.poll(self._poll_timeout)
                 self._producer.poll(0)
                 if message is None:

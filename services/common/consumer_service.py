@@ -24,6 +24,10 @@ from services.common.runtime import StopSignal, announce_ready
 from services.common.service_metrics import LoopMetrics
 from services.common.settings import Settings
 
+STALLED_AFTER_SECONDS = 120.0
+"""``/health`` fails once the consumer loop has not gone round for this long: longer than any
+client call it makes may legitimately block (a transaction commit waits up to 60 s)."""
+
 
 @dataclass(frozen=True)
 class Plumbing:
@@ -87,9 +91,10 @@ def serve(
     started = time.monotonic()
 
     def health() -> Health:
-        return Health(ok=not stop.is_set, details={
+        stalled = time.monotonic() - loop.last_turn
+        return Health(ok=not stop.is_set and stalled < STALLED_AFTER_SECONDS, details={
             "service": plumbing.service, "uptime_seconds": round(time.monotonic() - started),
-            **details(),
+            "seconds_since_loop_turn": round(stalled, 1), **details(),
         })
 
     settings = plumbing.settings
