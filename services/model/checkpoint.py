@@ -22,10 +22,11 @@ import platform
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from schemas.codec import decode, encode
 from schemas.snapshots import ModelSnapshot
@@ -215,10 +216,10 @@ class TransactionalCheckpointer:
         value = encode(snapshot)
         self._producer.produce(self._topic, key=self._key.encode(), value=value)
         if positions:
-            self._producer.send_offsets_to_transaction(
-                positions, self._consumer.consumer_group_metadata(), 30
-            )
-        self._producer.commit_transaction(60)
+            metadata = self._consumer.consumer_group_metadata()
+            _retried(lambda: self._producer.send_offsets_to_transaction(positions, metadata, 30),
+                     "adding the input offsets to the transaction")
+        _retried(lambda: self._producer.commit_transaction(60), "committing the transaction")
         self._producer.begin_transaction()
         self._dirty = False
         self._committed_revision = revision
@@ -231,3 +232,30 @@ class TransactionalCheckpointer:
         self.last_size = len(value)
         log.debug("checkpoint %d: %d bytes, %d labels learned", self.checkpoints,
                   len(value), snapshot.labels_learned)
+
+
+RETRY_SECONDS = 240.0
+"""How long a checkpoint retries a transaction call that failed with a retriable error (a
+broker restarting, a coordinator moving). Shorter than the producer's transaction timeout
+(:data:`TRANSACTION_TIMEOUT_MS`), so the broker does not abort the transaction meanwhile."""
+
+TRANSACTION_TIMEOUT_MS = 300_000
+"""The model producer's ``transaction.timeout.ms``: an open transaction may ride out an outage
+of a few minutes (the broker caps it at its ``transaction.max.timeout.ms``, 15 min by default)."""
+
+
+def _retried(call: Callable[[], None], what: str) -> None:
+    """Run a transaction call, again while it fails with a retriable error (librdkafka's
+    contract for ``send_offsets_to_transaction`` and ``commit_transaction``); anything else, or
+    still failing after :data:`RETRY_SECONDS`, is raised: the service then restarts from its
+    last checkpoint."""
+    deadline = time.monotonic() + RETRY_SECONDS
+    while True:
+        try:
+            call()
+            return
+        except KafkaException as exception:
+            error = exception.args[0]
+            if not error.retriable() or time.monotonic() > deadline:
+                raise
+            log.warning("%s failed, retrying: %s", what, error.str())

@@ -8,6 +8,7 @@ from schemas.spec import load_spec
 from services.common.consumer_service import connect, serve
 from services.common.runtime import StopSignal, configure_logging
 from services.model.checkpoint import (
+    TRANSACTION_TIMEOUT_MS,
     TransactionalCheckpointer,
     load_state,
     read_latest_snapshot,
@@ -34,7 +35,8 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
     plumbing = connect(
         SERVICE, settings, ["features", "labels", "drift-alerts"], transactional_id=learner_id,
         # Checkpoints can be far larger than the 1 MB default (model-snapshots allows 64 MB).
-        **{"message.max.bytes": SNAPSHOT_MAX_BYTES},
+        **{"message.max.bytes": SNAPSHOT_MAX_BYTES,
+           "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS},
     )
     plumbing.producer.init_transactions(60)
     topics = ModelTopics(

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from river import linear_model
 
 from schemas.codec import decode, encode
@@ -144,3 +145,44 @@ def test_a_commit_slowed_by_an_outage_does_not_stretch_the_pace_past_max_wait(
     assert not checkpointer.due()
     clock.now += 0.1
     assert checkpointer.due(), "the open transaction must commit long before it times out (60 s)"
+
+
+class _FlakyCommits(_Transactions):
+    """Commits fail ``failures`` times with ``error`` before one succeeds."""
+
+    def __init__(self, clock: _Clock, error: KafkaError, failures: int) -> None:
+        super().__init__(clock)
+        self.error, self.failures, self.attempts = error, failures, 0
+
+    def commit_transaction(self, timeout: float) -> None:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise KafkaException(self.error)
+        super().commit_transaction(timeout)
+
+
+def test_a_retriable_transaction_error_is_retried_until_the_commit_succeeds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr("services.model.checkpoint.time.monotonic", clock)
+    timed_out = KafkaError(KafkaError._TIMED_OUT, "coordinator not reachable", retriable=True)
+    wire, source = _FlakyCommits(clock, timed_out, failures=2), _Source()
+    checkpointer = TransactionalCheckpointer(wire, wire, "snapshots", "m", source)  # type: ignore[arg-type]
+    source.revision += 1
+    checkpointer.commit()
+    assert (wire.attempts, wire.commits, checkpointer.checkpoints) == (3, 1, 1)
+
+
+def test_a_transaction_error_that_cannot_be_retried_is_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr("services.model.checkpoint.time.monotonic", clock)
+    fenced = KafkaError(KafkaError._FENCED, "fenced", fatal=True)
+    wire, source = _FlakyCommits(clock, fenced, failures=1), _Source()
+    checkpointer = TransactionalCheckpointer(wire, wire, "snapshots", "m", source)  # type: ignore[arg-type]
+    source.revision += 1
+    with pytest.raises(KafkaException):
+        checkpointer.commit()
+    assert (wire.attempts, checkpointer.checkpoints) == (1, 0)
