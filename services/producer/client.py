@@ -61,7 +61,7 @@ class EventClient:
         self.labels_published += 1
         return record
 
-    def flush(self, timeout: float = 30.0) -> None:
+    def flush(self, timeout: float = 120.0) -> None:
         """Wait until everything sent is acknowledged; raise if some could not be."""
         remaining = self._producer.flush(timeout)
         if remaining:
