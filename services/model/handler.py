@@ -256,12 +256,10 @@ class ModelHandler:
                 score=answer.score, event_time=vector.event_time, features_at=received,
                 predicted_at=predicted_at,
             )
-            self._producer.produce(
-                self._topics.predictions, value=encode(prediction), key=vector.event_id.encode()
-            )
-            self._metrics.predictions(
-                model=answer.model, version=str(answer.version), role=answer.role
-            ).inc()
+            self._producer.produce(self._topics.predictions, value=encode(prediction),
+                                   key=vector.event_id.encode())
+            self._metrics.predictions(model=answer.model, version=str(answer.version),
+                                      role=answer.role).inc()
         self._metrics.predict_seconds.observe((self._clock() - received).total_seconds())
         self._predicted.put(vector.event_id, pack_position(event_position(vector)))
         evicted = self.pending.add(entry)
