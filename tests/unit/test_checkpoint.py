@@ -161,15 +161,23 @@ class _FlakyCommits(_Transactions):
         super().commit_transaction(timeout)
 
 
+def _failing_commits(
+    monkeypatch: pytest.MonkeyPatch, error: KafkaError, failures: int,
+) -> tuple[_FlakyCommits, TransactionalCheckpointer]:
+    """A checkpointer with something to commit, whose first ``failures`` commits fail."""
+    clock = _Clock()
+    monkeypatch.setattr("services.model.checkpoint.time.monotonic", clock)
+    wire, source = _FlakyCommits(clock, error, failures), _Source()
+    checkpointer = TransactionalCheckpointer(wire, wire, "snapshots", "m", source)  # type: ignore[arg-type]
+    source.revision += 1
+    return wire, checkpointer
+
+
 def test_a_retriable_transaction_error_is_retried_until_the_commit_succeeds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    clock = _Clock()
-    monkeypatch.setattr("services.model.checkpoint.time.monotonic", clock)
     timed_out = KafkaError(KafkaError._TIMED_OUT, "coordinator not reachable", retriable=True)
-    wire, source = _FlakyCommits(clock, timed_out, failures=2), _Source()
-    checkpointer = TransactionalCheckpointer(wire, wire, "snapshots", "m", source)  # type: ignore[arg-type]
-    source.revision += 1
+    wire, checkpointer = _failing_commits(monkeypatch, timed_out, failures=2)
     checkpointer.commit()
     assert (wire.attempts, wire.commits, checkpointer.checkpoints) == (3, 1, 1)
 
@@ -177,12 +185,8 @@ def test_a_retriable_transaction_error_is_retried_until_the_commit_succeeds(
 def test_a_transaction_error_that_cannot_be_retried_is_raised(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    clock = _Clock()
-    monkeypatch.setattr("services.model.checkpoint.time.monotonic", clock)
     fenced = KafkaError(KafkaError._FENCED, "fenced", fatal=True)
-    wire, source = _FlakyCommits(clock, fenced, failures=1), _Source()
-    checkpointer = TransactionalCheckpointer(wire, wire, "snapshots", "m", source)  # type: ignore[arg-type]
-    source.revision += 1
+    wire, checkpointer = _failing_commits(monkeypatch, fenced, failures=1)
     with pytest.raises(KafkaException):
         checkpointer.commit()
     assert (wire.attempts, checkpointer.checkpoints) == (1, 0)
