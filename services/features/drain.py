@@ -7,9 +7,9 @@
    their committed offsets while records are being delivered, the read position moves back and
    the next record seems to jump ahead. Committing past those records loses them (seen after a
    SIGKILL and restart: a block of events per partition never processed). Here a jump first
-   sends the partition back to the last offset seen and drops the rest of the fetched batch for
-   it; only if the same jump comes back are the offsets in between empty, and then they count as
-   processed, as in faust.
+   sends the partition back to the last offset seen (a seek run on the client's own thread) and
+   drops the rest of the fetched batch for it; only if the same jump comes back are the offsets
+   in between empty, and then they count as processed, as in faust.
 2. **A record is handed over directly while the flow is active.** faust waits for each one with
    ``wait_first(callback(record), suspend_flow.wait())``, which wraps both, and the service's
    stop and crash events, in four tasks: a fifth of the worker's time. A rebalance stops the
@@ -23,6 +23,7 @@ import asyncio
 from enum import Enum
 from typing import Any
 
+from aiokafka.errors import IllegalStateError
 from faust.transport.consumer import CONSUMER_FETCHING
 
 
@@ -64,6 +65,23 @@ class JumpCheck:
         return Verdict.REREAD
 
 
+async def read_again(consumer: Any, tp: Any, offset: int) -> None:
+    """Move ``tp``'s fetch position back to ``offset``, on the thread that owns the client.
+
+    faust's ``Consumer.seek`` calls the aiokafka client directly from the app's thread, while the
+    client's fetcher runs on its own thread and event loop: the position can then be overwritten
+    by a batch being handed over at the same moment, and the fetcher is not woken. faust's
+    ``seek_wait`` runs the seek on the client's thread and waits until the position is set.
+    ``offset`` stays the partition's read offset: a record below it is dropped as already seen.
+    """
+    try:
+        await consumer.seek_wait({tp: offset})
+    except IllegalStateError:  # revoked meanwhile: its next owner reads from the committed offset
+        consumer.log.info("%s was revoked before it could be read again", tp)
+        return
+    consumer._read_offset[tp] = offset
+
+
 async def drain_messages(consumer: Any, fetcher: Any) -> None:
     """faust's ``Consumer._drain_messages`` (faust-streaming 0.11 to 0.15) with the changes above.
 
@@ -101,7 +119,7 @@ async def drain_messages(consumer: Any, fetcher: Any) -> None:
                 if verdict is Verdict.REREAD:
                     consumer.log.info("offsets of %s jump from %s to %s: reading them again",
                                       tp, last, offset)
-                    await consumer.seek(tp, last)
+                    await read_again(consumer, tp, last)
                     continue
                 if verdict is Verdict.GAP:
                     await consumer._add_gap(tp, last + 1, offset)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from services.features.drain import JumpCheck, Verdict
+import asyncio
+import logging
+
+from aiokafka.errors import IllegalStateError
+
+from services.features.drain import JumpCheck, Verdict, read_again
 
 
 def test_consecutive_records_are_delivered() -> None:
@@ -43,3 +48,34 @@ def test_a_partly_filled_jump_is_checked_again_from_where_it_stands() -> None:
     assert jumps.verdict("p0", 7, 15) is Verdict.REREAD  # 8 to 14 are empty, 15 is new
     jumps.new_batch()
     assert jumps.verdict("p0", 7, 15) is Verdict.GAP
+
+
+class _Client:
+    """The parts of faust's consumer that a read-again uses; records the seeks it is asked for."""
+
+    def __init__(self, revoked: bool = False) -> None:
+        self.revoked = revoked
+        self.seeks: list[dict[str, int]] = []
+        self._read_offset: dict[str, int | None] = {"p0": 594}
+        self.log = logging.getLogger("test")
+
+    async def seek_wait(self, partitions: dict[str, int]) -> None:
+        if self.revoked:
+            raise IllegalStateError("No current assignment for partition p0")
+        self.seeks.append(partitions)
+
+    async def seek(self, partition: str, offset: int) -> None:
+        raise AssertionError("seek runs the client's seek on the wrong thread")
+
+
+def test_reading_again_seeks_on_the_clients_thread_and_keeps_the_last_offset_seen() -> None:
+    client = _Client()
+    asyncio.run(read_again(client, "p0", 172))
+    assert client.seeks == [{"p0": 172}]
+    assert client._read_offset["p0"] == 172  # records below it are dropped as already seen
+
+
+def test_a_partition_revoked_before_it_is_read_again_is_left_to_its_next_owner() -> None:
+    client = _Client(revoked=True)
+    asyncio.run(read_again(client, "p0", 172))
+    assert client._read_offset["p0"] == 594
