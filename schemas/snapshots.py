@@ -12,9 +12,13 @@ from schemas.base import AwareDatetime, Contract
 class ModelSnapshot(Contract):
     """One checkpoint of a model service: models, pending store and the offsets they reflect.
 
-    ``state`` is the base64 of the pickled state. ``offsets`` maps ``"topic:partition"`` to the next
-    offset to read, so state and offsets are restored together. ``library_versions`` records the
-    versions the pickle was written with; a reader refuses incompatible ones.
+    ``state`` is the base64 of the pickled state: whole in a *full* checkpoint (key: the learner
+    id), only what changed since the checkpoint before it in a *delta* (key:
+    ``<learner id>/delta/<sequence>``). Restoring takes the newest full checkpoint and applies
+    its deltas in sequence order; a new full checkpoint tombstones the deltas it supersedes.
+    ``offsets`` maps ``"topic:partition"`` to the next offset to read, so state and offsets are
+    restored together. ``library_versions`` records the versions the pickle was written with; a
+    reader refuses incompatible ones.
     """
 
     schema_version: Literal[1] = 1
@@ -25,3 +29,7 @@ class ModelSnapshot(Contract):
     offsets: dict[str, int]
     labels_learned: int = Field(ge=0)
     state: str
+    sequence: int = Field(default=0, ge=0)
+    """This checkpoint's number in its learner's series, counting up from the first."""
+    base_sequence: int | None = Field(default=None, ge=0)
+    """None for a full checkpoint; for a delta, the sequence of the full one it builds on."""

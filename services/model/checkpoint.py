@@ -8,6 +8,12 @@ After a crash the open transaction is aborted by the broker: its outputs never r
 the service restores that snapshot and replays from there. No label is learned twice or skipped,
 and no outcome is published twice.
 
+Most checkpoints are *deltas*: only what changed since the checkpoint before
+(:mod:`services.model.journal`), under their own keys; a *full* one is written first, then
+whenever the deltas since the last full one add up to its size or reach a set number, and it
+tombstones the deltas it supersedes. Restoring reads the newest full
+checkpoint and its deltas (:func:`read_checkpoint_chain`).
+
 A snapshot records the library versions it was written with; :func:`load_state` refuses one
 written by an incompatible River or Python with :class:`SnapshotIncompatible`.
 """
@@ -17,12 +23,11 @@ from __future__ import annotations
 import base64
 import importlib.metadata
 import logging
-import pickle
 import platform
 import time
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -33,6 +38,7 @@ from schemas.snapshots import ModelSnapshot
 from services.common.kafka import make_consumer
 from services.common.runtime import StartupError
 from services.common.settings import KafkaSettings
+from services.model import journal
 
 log = logging.getLogger(__name__)
 
@@ -73,27 +79,55 @@ def check_compatible(recorded: dict[str, str], current: dict[str, str]) -> None:
         )
 
 
-def dump_state(state: dict[str, Any]) -> str:
-    """Pickled, compressed and base64-encoded state."""
-    return base64.b64encode(zlib.compress(pickle.dumps(state, protocol=5), 1)).decode()
+def dump_state(state: dict[str, Any], delta: bool = False) -> str:
+    """Pickled (whole, or as a delta on the previous dump), compressed and base64-encoded."""
+    return base64.b64encode(zlib.compress(journal.dump(state, delta), 1)).decode()
 
 
-def load_state(snapshot: ModelSnapshot) -> dict[str, Any]:
-    """The state inside ``snapshot``, after checking library versions."""
-    check_compatible(snapshot.library_versions, library_versions())
-    state: dict[str, Any] = pickle.loads(  # noqa: S301 - our own snapshot topic
-        zlib.decompress(base64.b64decode(snapshot.state))
-    )
+def load_state(chain: ModelSnapshot | Sequence[ModelSnapshot]) -> dict[str, Any]:
+    """The state of a full snapshot followed by its deltas, after checking library versions."""
+    snapshots = [chain] if isinstance(chain, ModelSnapshot) else list(chain)
+    for snapshot in snapshots:
+        check_compatible(snapshot.library_versions, library_versions())
+    state: dict[str, Any] = journal.load(
+        zlib.decompress(base64.b64decode(snapshot.state)) for snapshot in snapshots)
     return state
 
 
-def read_latest_snapshot(kafka: KafkaSettings, topic: str, key: str) -> ModelSnapshot | None:
-    """The newest committed snapshot stored under ``key``, read from the start of ``topic``."""
+def delta_key(key: str, base: int, sequence: int) -> str:
+    """The key of delta ``sequence`` on the full checkpoint ``base`` of learner ``key``."""
+    return f"{key}/delta/{base}/{sequence}"
+
+
+def read_checkpoint_chain(kafka: KafkaSettings, topic: str, key: str) -> list[ModelSnapshot]:
+    """The newest committed full checkpoint under ``key`` and its deltas in order, read from the
+    start of ``topic``; empty if there is none. The deltas stop at the first missing sequence."""
+    full: Message | None = None
+    deltas: dict[str, Message] = {}
+    for message in _committed_records(kafka, topic):
+        name = (message.key() or b"").decode(errors="replace")
+        if name == key:
+            full = message
+        elif name.startswith(f"{key}/delta/"):
+            if message.value() is None:
+                deltas.pop(name, None)  # tombstone: superseded by a newer full checkpoint
+            else:
+                deltas[name] = message
+    if full is None:
+        return []
+    chain = [decode(ModelSnapshot, full.value())]
+    while (following := deltas.get(delta_key(key, chain[0].sequence,
+                                             chain[-1].sequence + 1))) is not None:
+        chain.append(decode(ModelSnapshot, following.value()))
+    return chain
+
+
+def _committed_records(kafka: KafkaSettings, topic: str) -> Iterator[Message]:
+    """Every committed record of ``topic``, partition by partition, in offset order."""
     consumer = make_consumer(kafka, f"snapshot-reader-{uuid.uuid4().hex[:8]}")
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         partitions = list(metadata.topics[topic].partitions)
-        latest: Message | None = None
         for partition in partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
                                                        timeout=10)
@@ -110,11 +144,9 @@ def read_latest_snapshot(kafka: KafkaSettings, topic: str, key: str) -> ModelSna
                     continue
                 if message.error() is not None:
                     continue
-                if message.key() == key.encode():
-                    latest = message
+                yield message
                 if (message.offset() or 0) >= high - 1:
                     break
-        return None if latest is None else decode(ModelSnapshot, latest.value())
     finally:
         consumer.close()
 
@@ -145,6 +177,11 @@ class TransactionalCheckpointer:
     exceeds ``max_wait``: the transaction stays open that long, and the broker aborts one older
     than the producer's ``transaction.timeout.ms`` (60 s) and fences the producer. A commit that
     waited out a broker restart would otherwise be followed by one more than 60 s later.
+
+    Between full checkpoints come at most ``max_deltas`` deltas, adding up to at most
+    ``delta_budget`` times the last full one. The first checkpoint of a process is full;
+    ``restored`` (the chain it started from) numbers the next ones and names the deltas that
+    full checkpoint tombstones.
     """
 
     def __init__(
@@ -158,6 +195,9 @@ class TransactionalCheckpointer:
         every_labels: int = 10_000,
         time_share: float = 0.25,
         max_wait: float = 15.0,
+        restored: Sequence[ModelSnapshot] = (),
+        max_deltas: int = 100,
+        delta_budget: float = 1.0,
     ) -> None:
         self._producer = producer
         self._consumer = consumer
@@ -175,7 +215,14 @@ class TransactionalCheckpointer:
         self._labels_at_last = source.labels_learned
         self.checkpoints = 0
         self.last_size = 0
+        self.last_full_size = 0
         self.last_seconds = 0.0
+        self._sequence = restored[-1].sequence if restored else 0
+        self._base: int | None = None  # the full checkpoint this process's deltas build on
+        self._superseded = [delta_key(key, snapshot.base_sequence, snapshot.sequence)
+                            for snapshot in restored if snapshot.base_sequence is not None]
+        self._delta_bytes = 0
+        self._max_deltas, self._delta_budget = max_deltas, delta_budget
 
     def begin(self) -> None:
         """Open the first transaction (after ``init_transactions``)."""
@@ -207,20 +254,37 @@ class TransactionalCheckpointer:
         assignment = self._consumer.assignment()
         positions = [tp for tp in self._consumer.position(assignment) if tp.offset >= 0]
         name, version = self._source.champion()
+        full = (self._base is None or len(self._superseded) >= self._max_deltas
+                or self._delta_bytes >= self._delta_budget * self.last_full_size)
+        sequence = self._sequence + 1
         snapshot = ModelSnapshot(
             model=name, model_version=version, created_at=datetime.now(UTC),
             library_versions=library_versions(),
             offsets={f"{tp.topic}:{tp.partition}": tp.offset for tp in positions},
-            labels_learned=self._source.labels_learned, state=dump_state(self._source.state()),
+            labels_learned=self._source.labels_learned,
+            state=dump_state(self._source.state(), delta=not full),
+            sequence=sequence, base_sequence=None if full else self._base,
         )
         value = encode(snapshot)
-        self._producer.produce(self._topic, key=self._key.encode(), value=value)
+        key = self._key if full or self._base is None else delta_key(self._key, self._base,
+                                                                      sequence)
+        self._producer.produce(self._topic, key=key.encode(), value=value)
+        if full:
+            for superseded in self._superseded:
+                self._producer.produce(self._topic, key=superseded.encode(), value=None)
         if positions:
             metadata = self._consumer.consumer_group_metadata()
             _retried(lambda: self._producer.send_offsets_to_transaction(positions, metadata, 30),
                      "adding the input offsets to the transaction")
         _retried(lambda: self._producer.commit_transaction(60), "committing the transaction")
         self._producer.begin_transaction()
+        self._sequence = sequence
+        if full:
+            self._base, self._superseded, self._delta_bytes = sequence, [], 0
+            self.last_full_size = len(value)
+        else:
+            self._superseded.append(key)
+            self._delta_bytes += len(value)
         self._dirty = False
         self._committed_revision = revision
         self._labels_at_last = snapshot.labels_learned
@@ -230,8 +294,8 @@ class TransactionalCheckpointer:
                          max(self._interval, self.last_seconds * self._wait_per_commit_second))
         self.checkpoints += 1
         self.last_size = len(value)
-        log.debug("checkpoint %d: %d bytes, %d labels learned", self.checkpoints,
-                  len(value), snapshot.labels_learned)
+        log.debug("checkpoint %d (%s): %d bytes, %d labels learned", sequence,
+                  "full" if full else "delta", len(value), snapshot.labels_learned)
 
 
 RETRY_SECONDS = 240.0

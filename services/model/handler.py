@@ -104,10 +104,10 @@ class ModelHandler:
         self._window = learner.label.feedback_window_seconds
         self._hold = options.label_hold_seconds
         self.pending = PendingStore(options.pending_capacity)
-        self._early = BoundedMap[EarlyLabel](options.early_label_capacity)
+        self._early = BoundedMap[EarlyLabel](options.early_label_capacity, "early")
         # event_id -> where its event was read from ``events`` (see FeatureVector), if known
-        self._predicted = BoundedMap[int](options.remembered_ids)
-        self._resolved = BoundedMap[bool](options.remembered_ids)  # event_id -> timed out?
+        self._predicted = BoundedMap[int](options.remembered_ids, "predicted")
+        self._resolved = BoundedMap[bool](options.remembered_ids, "resolved")  # -> timed out?
         self._ready: list[tuple[float, float, str]] = []  # (label time, event time, event id)
         self._newest_time = 0.0
         self._newest_seen_at = monotonic()
@@ -307,7 +307,7 @@ class ModelHandler:
         entry = self.pending.get(label.event_id)
         if entry is None or label.label_time.timestamp() > entry.deadline:
             return False
-        entry.label = label
+        self.pending.attach_label(entry, label)
         heapq.heappush(self._ready, (
             label.label_time.timestamp(), entry.event_time.timestamp(), label.event_id,
         ))

@@ -60,6 +60,11 @@ class ModelMetrics:
             "streamml_model_checkpoint_bytes", "Size of the last checkpoint written.",
             registry=registry,
         )
+        self.checkpoint_full_bytes = Gauge(
+            "streamml_model_checkpoint_full_bytes",
+            "Size of the last full checkpoint (the deltas between full ones hold only changes).",
+            registry=registry,
+        )
         self.checkpoint_seconds = Gauge(
             "streamml_model_checkpoint_seconds",
             "How long the last checkpoint took (snapshot, offsets and transaction commit).",

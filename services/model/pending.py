@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from schemas.events import Label
+from services.model import journal
 
 T = TypeVar("T")
 
@@ -46,8 +47,8 @@ class PendingEntry:
 class PendingStore:
     """Pending entries in arrival order, at most ``capacity``; the oldest is evicted first."""
 
-    def __init__(self, capacity: int) -> None:
-        self._entries = BoundedMap[PendingEntry](capacity)
+    def __init__(self, capacity: int, name: str = "pending") -> None:
+        self._entries = BoundedMap[PendingEntry](capacity, name)
         self._deadlines: list[tuple[float, str]] = []
         self._capacity = capacity
         self.evicted = 0
@@ -98,6 +99,11 @@ class PendingStore:
         """The entry of ``event_id`` without removing it."""
         return self._entries.get(event_id)
 
+    def attach_label(self, entry: PendingEntry, label: Label) -> None:
+        """Give the pending ``entry`` its label (recorded for the next delta checkpoint)."""
+        entry.label = label
+        self._entries.touch(entry.event_id)
+
     def has_label(self, event_id: str) -> bool:
         """True if ``event_id`` is pending and its label has arrived."""
         entry = self._entries.get(event_id)
@@ -142,13 +148,20 @@ class BoundedMap(Generic[T]):
     popped leaves a stale copy in the queue, skipped when it reaches the front. It pickles as one
     string of keys and one list of values; keep values small (ints, bools) or give them a cheap
     ``__reduce__``.
+
+    A map with a ``name`` is journaled (:mod:`services.model.journal`): once a checkpoint has
+    pickled it, it records its puts and pops, and a delta checkpoint pickles only those. A value
+    changed in place must be :meth:`touch`-ed to be part of the next delta. Evictions are not
+    recorded: replaying the same puts with the same capacity evicts the same items.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, name: str = "") -> None:
         self._items: dict[str, T] = {}
         self._capacity = capacity
         self._queue: deque[str] = deque()  # keys, oldest first, stale copies included
         self._stale: dict[str, int] = {}  # key -> stale copies of it in the queue
+        self.name = name
+        self._journal: list[tuple[int, str, Any]] | None = None  # changes since the last dump
 
     def __len__(self) -> int:
         return len(self._items)
@@ -158,6 +171,8 @@ class BoundedMap(Generic[T]):
 
     def put(self, key: str, value: T) -> tuple[str, T] | None:
         """Store ``value``; return the oldest item if it had to be forgotten to make room."""
+        if self._journal is not None:
+            self._journal.append((_PUT, key, value))
         if self._items.pop(key, _MISSING) is not _MISSING:
             self._stale[key] = self._stale.get(key, 0) + 1
         self._items[key] = value
@@ -173,8 +188,15 @@ class BoundedMap(Generic[T]):
     def pop(self, key: str) -> T | None:
         if key not in self._items:
             return None
+        if self._journal is not None:
+            self._journal.append((_POP, key, None))
         self._stale[key] = self._stale.get(key, 0) + 1
         return self._items.pop(key)
+
+    def touch(self, key: str) -> None:
+        """Record that the value of ``key`` was changed in place (its age stays)."""
+        if self._journal is not None and key in self._items:
+            self._journal.append((_TOUCH, key, self._items[key]))
 
     def get(self, key: str) -> T | None:
         """The value of ``key`` (None if absent), without changing its age."""
@@ -206,9 +228,31 @@ class BoundedMap(Generic[T]):
             else:
                 self._stale[key] = stale - 1
 
+    def restart_journal(self) -> None:
+        """Record changes from now on (called after a checkpoint pickled this map)."""
+        self._journal = [] if self.name else None
+
+    def replay(self, changes: list[tuple[int, str, Any]]) -> None:
+        """Apply the changes another instance recorded (from a delta checkpoint)."""
+        journal, self._journal = self._journal, None
+        for kind, key, value in changes:
+            if kind == _PUT:
+                self.put(key, value)
+            elif kind == _POP:
+                self.pop(key)
+            elif key in self._items:
+                self._items[key] = value
+        self._journal = journal
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Whole, or the changes since the last checkpoint when pickled for a delta one."""
+        if self.name and journal.dumping_delta(self) and self._journal is not None:
+            return journal.replayed, (self.name, self._journal)
+        return _restored_map, (self.__getstate__(),)
+
     def __getstate__(self) -> dict[str, object]:
         keys = list(self._items)
-        return {"capacity": self._capacity, "keys": "".join(keys),
+        return {"capacity": self._capacity, "keys": "".join(keys), "name": self.name,
                 "key_lengths": array("I", map(len, keys)), "values": list(self._items.values())}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -225,6 +269,15 @@ class BoundedMap(Generic[T]):
             capacity = state["capacity"]
         self._items, self._capacity = items, capacity
         self._queue, self._stale = deque(items), {}
+        self.name, self._journal = state.get("name", ""), None
+        journal.loaded(self)
+
+
+def _restored_map(state: dict[str, Any]) -> BoundedMap[Any]:
+    restored: BoundedMap[Any] = BoundedMap.__new__(BoundedMap)
+    restored.__setstate__(state)
+    return restored
 
 
 _MISSING: Any = object()
+_PUT, _POP, _TOUCH = 0, 1, 2

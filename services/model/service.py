@@ -11,7 +11,7 @@ from services.model.checkpoint import (
     TRANSACTION_TIMEOUT_MS,
     TransactionalCheckpointer,
     load_state,
-    read_latest_snapshot,
+    read_checkpoint_chain,
 )
 from services.model.estimators import categories_of
 from services.model.handler import ModelHandler, ModelTopics
@@ -50,21 +50,25 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
         promotion=spec.models.promotion, on_concept_drift=spec.models.on_concept_drift,
         categories=categories_of(spec),
     )
-    snapshot = read_latest_snapshot(settings.kafka, settings.topic("model-snapshots"), learner_id)
-    if snapshot is not None:
-        handler.restore(load_state(snapshot))
-        log.info("restored checkpoint of %s v%d: %d labels learned, offsets %s",
-                 snapshot.model, snapshot.model_version, snapshot.labels_learned,
-                 snapshot.offsets)
+    chain = read_checkpoint_chain(settings.kafka, settings.topic("model-snapshots"), learner_id)
+    if chain:
+        handler.restore(load_state(chain))
+        last = chain[-1]
+        log.info("restored checkpoint %d (full %d + %d deltas) of %s v%d: %d labels learned, "
+                 "offsets %s", last.sequence, chain[0].sequence, len(chain) - 1, last.model,
+                 last.model_version, last.labels_learned, last.offsets)
 
     checkpointer = TransactionalCheckpointer(
         plumbing.producer, plumbing.consumer, settings.topic("model-snapshots"), learner_id,
         handler, interval=settings.model.commit_interval_seconds,
         every_labels=settings.model.checkpoint_every_labels,
-        time_share=settings.model.checkpoint_time_share,
+        time_share=settings.model.checkpoint_time_share, restored=chain,
+        max_deltas=settings.model.checkpoint_max_deltas,
+        delta_budget=settings.model.checkpoint_delta_budget,
     )
     checkpointer.begin()
     metrics.checkpoint_bytes.set_function(lambda: checkpointer.last_size)
+    metrics.checkpoint_full_bytes.set_function(lambda: checkpointer.last_full_size)
     metrics.checkpoint_seconds.set_function(lambda: checkpointer.last_seconds)
     metrics.champion_version.set_function(lambda: learner.champion_version)
     return serve(

@@ -21,6 +21,11 @@ class ModelOptions(BaseModel):
     checkpoint_time_share: float = Field(default=0.25, gt=0, le=1)
     """At most this share of the time goes to checkpoints: a snapshot that took t seconds is
     followed by one no sooner than t * (1 - share) / share later (and the interval)."""
+    checkpoint_max_deltas: int = Field(default=100, ge=0)
+    """Delta checkpoints (only what changed) between two full ones, at most; 0: all full."""
+    checkpoint_delta_budget: float = Field(default=1.0, gt=0)
+    """A full checkpoint is due once the deltas since the last one add up to this many times its
+    size (a restore reads at most 1 + budget times the state)."""
     label_hold_seconds: float = Field(default=30.0, gt=0)
     """With no feature vector for this long, labels are learned by wall-clock stream time."""
 

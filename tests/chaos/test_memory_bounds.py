@@ -49,7 +49,7 @@ from services.cli.demo import scrape
 from services.cli.process import ServiceProcess
 from services.common.kafka import ensure_topics
 from services.common.settings import KafkaSettings
-from services.model.checkpoint import load_state, read_latest_snapshot
+from services.model.checkpoint import load_state, read_checkpoint_chain
 from tests.integration.conftest import read_topic, topic_size, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -200,15 +200,15 @@ def checkpoint_after(kafka: KafkaSettings, prefix: str, features_read: int) -> d
     state: dict[str, Any] = {}
 
     def covered() -> bool:
-        snapshot = read_latest_snapshot(kafka, f"{prefix}model-snapshots",
-                                        f"{prefix}streamml-model")
-        if snapshot is None:
+        chain = read_checkpoint_chain(kafka, f"{prefix}model-snapshots",
+                                      f"{prefix}streamml-model")
+        if not chain:
             return False
-        read = sum(offset for name, offset in snapshot.offsets.items()
+        read = sum(offset for name, offset in chain[-1].offsets.items()
                    if name.startswith(f"{prefix}features:"))
         if read < features_read:
             return False
-        state.update(load_state(snapshot))
+        state.update(load_state(chain))
         return True
 
     wait_for(covered, timeout=60, what=f"a checkpoint covering {features_read} feature vectors")

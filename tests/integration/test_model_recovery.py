@@ -9,6 +9,7 @@ exactly, as are the predictions recorded in every outcome.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
@@ -40,15 +41,20 @@ class RunResult:
     held_out: dict[str, tuple[object, float | None]]
     outcomes: dict[str, tuple[object, float | None]]
     outcome_messages: int
+    restores: list[str]
+    """The model service's log lines on restoring a checkpoint."""
 
 
 def run(kafka: KafkaSettings, logs: Path, kill_model: bool) -> RunResult:
+    """The killed run restores from a full checkpoint and the deltas after it (its deltas may
+    add up to far more than the full one); the uninterrupted one checkpoints by default."""
     prefix = f"mr{uuid.uuid4().hex[:8]}-"
     ensure_topics(kafka, prefix)
     env = {"STREAMML_TOPIC_PREFIX": prefix, "STREAMML_KAFKA__BOOTSTRAP_SERVERS":
            kafka.bootstrap_servers, "STREAMML_SPEC": "elec2",
            # No learning by wall-clock time: a pause of the features stream must not reorder.
-           "STREAMML_MODEL__LABEL_HOLD_SECONDS": "600"}
+           "STREAMML_MODEL__LABEL_HOLD_SECONDS": "600",
+           **({"STREAMML_MODEL__CHECKPOINT_DELTA_BUDGET": "1000"} if kill_model else {})}
     features = ServiceProcess("services.features", env, logs / f"{prefix}features.log").start()
     model = ServiceProcess("services.model", env, logs / f"{prefix}model.log").start()
     try:
@@ -79,6 +85,8 @@ def run(kafka: KafkaSettings, logs: Path, kill_model: bool) -> RunResult:
         held_out={event_id: by_id[event_id] for event_id in held_out if event_id in by_id},
         outcomes={o.event_id: (o.prediction, o.score) for o in outcome_list},
         outcome_messages=topic_size(kafka, outcomes_topic),
+        restores=[line for line in (logs / f"{prefix}model.log").read_text().splitlines()
+                  if "restored checkpoint" in line],
     )
 
 
@@ -112,6 +120,9 @@ def test_a_sigkilled_model_restores_and_ends_with_the_same_model(
     same_outcomes = sum(recovered.outcomes[k] == v for k, v in uninterrupted.outcomes.items())
     same_held_out = sum(recovered.held_out[k] == v for k, v in uninterrupted.held_out.items())
     print(f"outcomes identical: {same_outcomes}/{TRAIN}; "
-          f"held-out predictions identical: {same_held_out}/{HELD_OUT}")
+          f"held-out predictions identical: {same_held_out}/{HELD_OUT}; {recovered.restores}")
+    assert uninterrupted.restores == []
+    [restore] = recovered.restores
+    assert re.search(r"\+ [1-9]\d* deltas", restore), "the restore should replay deltas"
     assert recovered.outcomes == uninterrupted.outcomes
     assert recovered.held_out == uninterrupted.held_out

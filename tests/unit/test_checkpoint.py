@@ -19,6 +19,7 @@ from services.model.checkpoint import (
     library_versions,
     load_state,
 )
+from services.model.pending import BoundedMap
 
 
 def snapshot(state: dict[str, object], versions: dict[str, str]) -> ModelSnapshot:
@@ -70,8 +71,10 @@ class _Transactions:
 
     def __init__(self, clock: _Clock) -> None:
         self.clock, self.commits, self.commit_seconds = clock, 0, 0.0
+        self.produced: list[tuple[str, bytes | None]] = []  # (key, value) of each record
 
-    def produce(self, topic: str, key: bytes, value: bytes) -> None: ...
+    def produce(self, topic: str, key: bytes, value: bytes | None) -> None:
+        self.produced.append((key.decode(), value))
 
     def send_offsets_to_transaction(self, *args: object) -> None: ...
 
@@ -190,3 +193,83 @@ def test_a_transaction_error_that_cannot_be_retried_is_raised(
     with pytest.raises(KafkaException):
         checkpointer.commit()
     assert (wire.attempts, checkpointer.checkpoints) == (1, 0)
+
+
+class _Growing(_Source):
+    """A source whose named store gains ``per_commit`` ids between commits."""
+
+    def __init__(self, per_commit: int) -> None:
+        self.ids = BoundedMap[int](capacity=100_000, name="ids")
+        self.per_commit = per_commit
+
+    def state(self) -> dict[str, object]:
+        return {"ids": self.ids}
+
+    def grow(self) -> None:
+        self.revision += 1
+        for _ in range(self.per_commit):
+            self.ids.put(f"id-{len(self.ids)}", len(self.ids))
+
+
+def _series(checkpointer: TransactionalCheckpointer, wire: _Transactions, source: _Growing,
+            commits: int) -> list[tuple[str, int | None, int | None]]:
+    """Commit ``commits`` times; (key, sequence, base sequence) of what each wrote, in order
+    (tombstones have no sequence)."""
+    wire.produced.clear()
+    for _ in range(commits):
+        source.grow()
+        checkpointer.commit()
+    written = []
+    for key, value in wire.produced:
+        snapshot = None if value is None else decode(ModelSnapshot, value)
+        written.append((key, None if snapshot is None else snapshot.sequence,
+                        None if snapshot is None else snapshot.base_sequence))
+    return written
+
+
+def test_checkpoints_are_full_then_deltas_until_a_full_one_supersedes_them(
+) -> None:
+    wire, source = _Transactions(_Clock()), _Growing(per_commit=10)
+    source.ids.put("id-0", 0)
+    checkpointer = TransactionalCheckpointer(
+        wire, wire, "snapshots", "m", source, max_deltas=2, delta_budget=100.0,  # type: ignore[arg-type]
+    )
+    assert _series(checkpointer, wire, source, commits=5) == [
+        ("m", 1, None), ("m/delta/1/2", 2, 1), ("m/delta/1/3", 3, 1),
+        ("m", 4, None), ("m/delta/1/2", None, None), ("m/delta/1/3", None, None),
+        ("m/delta/4/5", 5, 4),
+    ]
+    assert checkpointer.last_full_size > checkpointer.last_size
+
+
+def test_deltas_stop_once_they_add_up_to_the_full_checkpoint() -> None:
+    wire, source = _Transactions(_Clock()), _Growing(per_commit=1_000)
+    checkpointer = TransactionalCheckpointer(wire, wire, "snapshots", "m", source)  # type: ignore[arg-type]
+    kinds, since_full, full_size = [], 0, 0
+    for _ in range(8):
+        due_full = full_size == 0 or since_full >= full_size
+        [(_, _, base)] = [w for w in _series(checkpointer, wire, source, 1) if w[1] is not None]
+        kinds.append("full" if base is None else "delta")
+        assert (base is None) == due_full, kinds
+        if base is None:
+            since_full, full_size = 0, checkpointer.last_size
+        else:
+            since_full += checkpointer.last_size
+    assert kinds.count("full") >= 2 and kinds.count("delta") >= 2, kinds
+
+
+def test_after_a_restore_the_series_goes_on_with_a_full_checkpoint_and_ends_the_old_deltas(
+) -> None:
+    def restored(sequence: int, base: int | None) -> ModelSnapshot:
+        return snapshot({}, library_versions()).model_copy(
+            update={"sequence": sequence, "base_sequence": base})
+
+    wire, source = _Transactions(_Clock()), _Growing(per_commit=10)
+    checkpointer = TransactionalCheckpointer(
+        wire, wire, "snapshots", "m", source,  # type: ignore[arg-type]
+        restored=[restored(5, None), restored(6, 5), restored(7, 5)],
+    )
+    assert _series(checkpointer, wire, source, commits=2) == [
+        ("m", 8, None), ("m/delta/5/6", None, None), ("m/delta/5/7", None, None),
+        ("m/delta/8/9", 9, 8),
+    ]

@@ -7,6 +7,7 @@ Labels are learned in stream-time order: a label waits until the features stream
 
 from __future__ import annotations
 
+import itertools
 import math
 import pickle
 import random
@@ -26,6 +27,7 @@ from schemas.features import FeatureValue, FeatureVector
 from schemas.predictions import Outcome, Prediction
 from schemas.spec import LabelSpec, ModelSpec, ModelsSpec
 from services.common.dead_letters import DeadLetter, DeadLetterPublisher
+from services.model import journal
 from services.model.estimators import vectorize
 from services.model.handler import ModelHandler, ModelTopics
 from services.model.learner import Learner
@@ -739,7 +741,9 @@ def test_a_label_only_stream_still_learns_by_stream_time() -> None:
 # -- checkpoints -----------------------------------------------------------------------------
 
 
-def test_a_restored_checkpoint_continues_exactly_like_the_original() -> None:
+@pytest.mark.parametrize("deltas", [False, True], ids=["full", "full-then-deltas"])
+def test_a_restored_checkpoint_continues_exactly_like_the_original(deltas: bool) -> None:
+    """Restored from one full checkpoint, or from a full one and the deltas taken after it."""
     def specs() -> Model:
         tree = ModelSpec(name="tree", estimator="tree.HoeffdingTreeClassifier")
         return build(champion=LOGREG, challengers=(tree,), window=DETERMINISM_WINDOW)
@@ -760,13 +764,17 @@ def test_a_restored_checkpoint_continues_exactly_like_the_original() -> None:
     ]
 
     original = specs()
-    assert play(original, messages[:cut]) == []
+    cuts = [0, cut // 3, 2 * cut // 3, cut] if deltas else [0, cut]
+    dumps = []
+    for number, (start, end) in enumerate(itertools.pairwise(cuts)):
+        assert play(original, messages[start:end]) == []
+        dumps.append(journal.dump(original.handler.state(), delta=number > 0))
     state = original.handler.state()
     assert state["ready"]  # labels queued, waiting for the stream to pass their time
     assert state["early"]  # labels waiting for their features (e-31's, the ghost's)
     assert len(original.handler.pending) > 0
     restored = specs()
-    restored.handler.restore(pickle.loads(pickle.dumps(state)))  # noqa: S301 - our own bytes
+    restored.handler.restore(journal.load(dumps))
     checkpointed = len(original.producer.records)
 
     for model in (original, restored):
