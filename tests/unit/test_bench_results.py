@@ -157,7 +157,7 @@ def test_the_report_shows_the_pipeline_figures_targets_and_missing_values() -> N
     assert "3.0 / 6.0 / 9.5 ms (n=30,000) | p99 ≤ 10 ms | 1.00 → 1.50 |" in markdown
     assert "read_committed, at 1,000/s | n/a |" in markdown
     assert "| 150 / 1,024 |" in markdown
-    assert "written every commit), largest, KiB | 2,048 |" in markdown
+    assert "deltas in between), largest, KiB | 2,048 |" in markdown
     assert "| 2,000 | 1,999 | 1,500 | 9,000 (480) | 10 / 10 / 10 / 10 | no (stopped early) |" \
         in markdown
     assert "No profile: py-spy is not installed." in markdown

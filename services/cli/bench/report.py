@@ -121,7 +121,7 @@ def render(results: dict[str, Any]) -> str:
         lines.append(_row(f"resident memory, MiB, peak ({' / '.join(names)})",
                           " / ".join(mib(rss[name]) for name in names), "", ""))
         if pipeline.get("checkpoint_bytes") is not None:
-            lines.append(_row("model checkpoint (pickled state, written every commit), largest, "
+            lines.append(_row("model checkpoint, full (pickled state; deltas in between), largest, "
                               "KiB", number(pipeline["checkpoint_bytes"] / 1024), "", ""))
         restarted = {name: count for name, count in pipeline.get("restarts", {}).items() if count}
         if restarted:

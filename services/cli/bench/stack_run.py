@@ -83,7 +83,7 @@ class Sampler:
     ``published()``), predictions made, consumer lag per service, resident memory per service
     and of the broker. ``samples`` rows: ``t`` (seconds since :meth:`start`), ``published``,
     ``predicted``, ``backlog`` (published - predicted), ``lag`` and ``rss`` (per name), and the
-    size of the model's last checkpoint, ``checkpoint_bytes``."""
+    size of the model's last full checkpoint, ``checkpoint_bytes``."""
 
     def __init__(self, running: RunningStack, published: Callable[[], int],
                  broker_pid: int | None, interval: float = 1.0) -> None:
@@ -132,7 +132,7 @@ class Sampler:
                                         "topic").values())
             if service == "model":
                 predicted = total(samples, "streamml_model_predictions_total")
-                checkpoint = total(samples, "streamml_model_checkpoint_bytes")
+                checkpoint = total(samples, "streamml_model_checkpoint_full_bytes")
         rss = {name: rss_bytes(pid) for name, pid in self._pids.items()}
         if self.broker_pid is not None:
             rss["broker"] = rss_bytes(self.broker_pid)
