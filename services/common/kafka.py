@@ -31,6 +31,11 @@ When every broker it knows is down (a single broker restarting), librdkafka >= 2
 waits for. After the restart, ``send_offsets_to_transaction`` then blocks forever, past its
 timeout, and a consumer loses its group for a session timeout (librdkafka issues #5511, #5456).
 Without re-bootstrapping, clients reconnect to the brokers they know, as before 2.10.
+
+One gap remains: a metadata answer listing no broker makes librdkafka forget every broker, and
+without re-bootstrapping it never connects again (issue #5301). A lone KRaft broker gives that
+answer for a few milliseconds of its controlled shutdown, so the project's single local broker
+runs with ``controlled.shutdown.enable=false``; do the same on a single broker of your own.
 """
 
 

@@ -165,11 +165,6 @@ def lag_drains(pipeline: RunningStack, name: str) -> bool:
 
 
 @pytest.mark.timeout(420)
-@pytest.mark.xfail(strict=False, reason=(
-    "known, intermittent: after the single broker comes back, librdkafka clients sometimes stay "
-    "stuck ('new leader-1 not found in cache'; a transaction request queued for a coordinator "
-    "that never reconnects, issues #5456/#5511), so the replay's final flush or the model's "
-    "checkpoint times out; about 1 run in 3 here"))
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_broker_restart_mid_stream_loses_nothing_and_services_reconnect(
     broker: LocalBroker, pipeline: RunningStack, how: signal.Signals, tmp_path: Path

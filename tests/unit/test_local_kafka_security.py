@@ -97,6 +97,7 @@ def test_cluster_nodes_share_static_voters_and_replicate_three_times(tmp_path: P
     assert properties["controller.quorum.voters"] == (
         "1@127.0.0.11:19393,2@127.0.0.12:19393,3@127.0.0.13:19393")
     assert "controller.quorum.bootstrap.servers" not in properties
+    assert "controlled.shutdown.enable" not in properties  # a stopping node hands over leaders
     for key in ("default.replication.factor", "offsets.topic.replication.factor",
                 "transaction.state.log.replication.factor"):
         assert properties[key] == "3"
@@ -111,6 +112,8 @@ def test_single_node_bootstraps_its_own_quorum(tmp_path: Path) -> None:
     assert properties["controller.quorum.bootstrap.servers"] == "127.0.0.1:9093"
     assert properties["offsets.topic.replication.factor"] == "1"
     assert "controller.quorum.voters" not in properties
+    # Nobody to hand leaders to, and its fenced phase would make clients forget it (#5301).
+    assert properties["controlled.shutdown.enable"] == "false"
     quorum = Quorum(1, (Voter(1, "127.0.0.11", 9093),), "id")
     assert str(quorum.voters[0]) == "1@127.0.0.11:9093"
 

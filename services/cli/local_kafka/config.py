@@ -74,6 +74,13 @@ def server_properties(
     }
     if quorum is None:
         settings["controller.quorum.bootstrap.servers"] = f"{host}:{controller_port}"
+        # A lone node has no other broker to hand its partitions to, and its controlled
+        # shutdown fences it while it still answers requests: for some milliseconds its
+        # metadata lists no broker at all. librdkafka >= 2.10 then forgets every broker it
+        # knew and, without re-bootstrapping (which the services turn off, see
+        # services.common.kafka), never connects again (librdkafka issue #5301). A stop then
+        # closes the logs cleanly but skips that step.
+        settings["controlled.shutdown.enable"] = "false"
     else:
         settings.update({
             "controller.quorum.voters": ",".join(str(voter) for voter in quorum.voters),
