@@ -47,7 +47,7 @@ from services.model.messages import (
     unpack_position,
 )
 from services.model.metrics import ModelMetrics
-from services.model.pending import BoundedMap, PendingEntry, PendingStore
+from services.model.pending import BoundedMap, PendingEntry, PendingStore, named
 from services.model.settings import ModelOptions
 
 
@@ -175,9 +175,9 @@ class ModelHandler:
         self.learner.champion_version = int(state["champion_version"])  # type: ignore[call-overload]
         self.governor.race = state["race"]  # type: ignore[assignment]
         self.pending = state["pending"]  # type: ignore[assignment]
-        self._early = state["early"]  # type: ignore[assignment]
-        self._predicted = state["predicted"]  # type: ignore[assignment]
-        self._resolved = state["resolved"]  # type: ignore[assignment]
+        self._early = named(state["early"], "early")  # type: ignore[arg-type]
+        self._predicted = named(state["predicted"], "predicted")  # type: ignore[arg-type]
+        self._resolved = named(state["resolved"], "resolved")  # type: ignore[arg-type]
         self._ready = state["ready"]  # type: ignore[assignment]
         self._newest_time = float(state["newest_time"])  # type: ignore[arg-type]
         self._newest_feature_time = float(state["newest_feature_time"])  # type: ignore[arg-type]

@@ -136,6 +136,7 @@ class PendingStore:
         else:
             self._entries, self._capacity = state["entries"], state["capacity"]
             self.evicted = state["evicted"]
+        self._entries.name = self._entries.name or "pending"
         self._rebuild_deadlines()
 
 
@@ -271,6 +272,13 @@ class BoundedMap(Generic[T]):
         self._queue, self._stale = deque(items), {}
         self.name, self._journal = state.get("name", ""), None
         journal.loaded(self)
+
+
+def named(store: BoundedMap[T], name: str) -> BoundedMap[T]:
+    """``store``, journaled under ``name`` (a store restored from a checkpoint written before
+    stores had names has none)."""
+    store.name = name
+    return store
 
 
 def _restored_map(state: dict[str, Any]) -> BoundedMap[Any]:

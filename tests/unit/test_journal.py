@@ -101,3 +101,17 @@ def test_pickling_outside_a_checkpoint_neither_uses_nor_restarts_the_journal() -
     store.put("b", 2)
     delta = journal.dump({"ids": store}, delta=True)
     assert journal.load([full, delta])["ids"].items() == [("a", 1), ("b", 2)]
+
+
+def test_a_pending_store_from_before_stores_had_names_is_journaled_after_its_restore() -> None:
+    old_entries = BoundedMap[PendingEntry](capacity=5_000)  # pickled unnamed, as before
+    for n in range(2_000):
+        old_entries.put(f"e-{n}", PendingEntry(f"e-{n}", {"x": float(n)}, T0, float(n)))
+    store = PendingStore(capacity=1)
+    store.__setstate__({"entries": pickle.loads(pickle.dumps(old_entries)),  # noqa: S301
+                        "capacity": 5_000, "evicted": 0})
+    full = journal.dump({"pending": store}, delta=False)
+    store.add(PendingEntry("new", {"x": 1.0}, T0, 9_999.0))
+    delta = journal.dump({"pending": store}, delta=True)
+    assert len(delta) < len(full) / 20
+    assert journal.load([full, delta])["pending"].get("new") is not None
