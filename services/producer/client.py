@@ -8,12 +8,16 @@
 
 Events are keyed by their primary entity value and labels by ``event_id``. Both are validated
 against the contracts before they are sent: an invalid record raises ``ValueError`` and nothing
-is published.
+is published. Every send is followed to its acknowledgement: :meth:`EventClient.flush` raises if
+any record was not delivered (after the producer's own retries, for ``delivery.timeout.ms``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
+
+from confluent_kafka import KafkaError, Message
 
 from schemas.codec import encode
 from schemas.events import Event, Label
@@ -22,7 +26,9 @@ from services.common.settings import Settings
 
 
 class _Producer(Protocol):
-    def produce(self, topic: str, value: bytes | None = ..., key: bytes | None = ...) -> None: ...
+    def produce(self, topic: str, value: bytes | None = ..., key: bytes | None = ..., *,
+                on_delivery: Callable[[KafkaError | None, Message], None] | None = ...,
+                ) -> None: ...
 
     def poll(self, timeout: float) -> int: ...
 
@@ -39,6 +45,9 @@ class EventClient:
         self._entity_key = entity_key
         self.events_published = 0
         self.labels_published = 0
+        self.undelivered = 0
+        """Records the broker never acknowledged (their producer gave up on them)."""
+        self._first_failure: str | None = None
 
     @classmethod
     def connect(cls, settings: Settings, entity_key: str) -> EventClient:
@@ -62,15 +71,25 @@ class EventClient:
         return record
 
     def flush(self, timeout: float = 120.0) -> None:
-        """Wait until everything sent is acknowledged; raise if some could not be."""
+        """Wait until everything sent is acknowledged; raise if some could not be, or failed."""
         remaining = self._producer.flush(timeout)
         if remaining:
             raise RuntimeError(f"{remaining} messages were not acknowledged within {timeout}s")
+        if self.undelivered:
+            raise RuntimeError(f"{self.undelivered} messages could not be delivered; the first: "
+                               f"{self._first_failure}")
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self.undelivered += 1
+            if self._first_failure is None:
+                self._first_failure = f"{message.topic()}: {error.str()}"
 
     def _send(self, topic: str, key: str, value: bytes) -> None:
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key.encode())
+                self._producer.produce(topic, value=value, key=key.encode(),
+                                       on_delivery=self._delivered)
                 break
             except BufferError:
                 self._producer.poll(0.1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +45,7 @@ class FakeProducer:
         value: bytes | None = None,
         key: bytes | None = None,
         headers: WireHeaders | None = None,
+        on_delivery: Callable[..., None] | None = None,
     ) -> None:
         self.records.append(Produced(topic, value, key, headers))
 
