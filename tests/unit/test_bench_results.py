@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
+import time
 from typing import Any
 
 from schemas.spec import load_spec
 from services.cli.bench.pipeline import fan_in, judge_step, latency_figures
 from services.cli.bench.report import render
+from services.cli.bench.scrape import cpu_seconds
 from services.cli.bench.wire import WindowPublished
 
 SERVICES = ("features", "model", "drift", "metrics-sink")
@@ -30,8 +33,11 @@ def test_a_window_the_pipeline_keeps_up_with_is_sustained() -> None:
     samples[5]["rss"]["model"] = 300 * 2**20
     for row in samples:
         row["checkpoint_bytes"] = 1000.0 * row["t"]
+        row["cpu"] = {"model": 0.2 * row["t"], "broker": 10 + 0.1 * row["t"], "gone": None}
     verdict = judge_step(500.0, window(500.0, 10.0), samples)
     assert verdict["sustained"]
+    # 2 s of model CPU and 1 s of broker CPU over 5,000 events; a process gone is left out
+    assert verdict["cpu_ms_per_event"] == {"model": 0.4, "broker": 0.2}
     assert verdict["peak_checkpoint_bytes"] == 10_000.0
     assert verdict["predictions_per_second"] == 500.0
     assert verdict["peak_rss_bytes"] == {"model": 300 * 2**20, "broker": 200 * 2**20}
@@ -144,9 +150,11 @@ def test_the_report_shows_the_pipeline_figures_targets_and_missing_values() -> N
             "backlog": {"end": 9000.0, "growth_per_second": 480.0}, "sustained": False,
             "stopped_early": True, "lag": {name: {"end": 10.0} for name in SERVICES},
             "load_before": [1.0], "load_after": [1.2]}
+    best = {**step, "rate": 1414.0, "sustained": True, "stopped_early": False,
+            "cpu_ms_per_event": {"model": 0.5, "features": 0.75, "broker": 0.25}}
     markdown = render(results(
         pipeline={"search": {"sustained_max": 1414.0, "predictions_per_second_at_max": 1410.0,
-                             "steps": [step]},
+                             "steps": [step, best]},
                   "latency": [latency], "rss_bytes": {"model": 150 * 2**20,
                                                       "broker": 1024 * 2**20},
                   "checkpoint_bytes": 2048.0 * 1024},
@@ -157,7 +165,19 @@ def test_the_report_shows_the_pipeline_figures_targets_and_missing_values() -> N
     assert "3.0 / 6.0 / 9.5 ms (n=30,000) | p99 ≤ 10 ms | 1.00 → 1.50 |" in markdown
     assert "read_committed, at 1,000/s | n/a |" in markdown
     assert "| 150 / 1,024 |" in markdown
+    assert "| CPU per event at 1,414/s, ms (features / model / broker; sum) | " \
+        "0.75 / 0.50 / 0.25; 1.50 |" in markdown
     assert "deltas in between), largest, KiB | 2,048 |" in markdown
     assert "| 2,000 | 1,999 | 1,500 | 9,000 (480) | 10 / 10 / 10 / 10 | no (stopped early) |" \
         in markdown
     assert "No profile: py-spy is not installed." in markdown
+
+
+def test_cpu_seconds_reads_a_process_cpu_time_and_none_once_it_is_gone() -> None:
+    before = cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:  # burn some CPU
+        pass
+    after = cpu_seconds(os.getpid())
+    assert before is not None and after is not None and after > before
+    assert cpu_seconds(2**22 + 1) is None  # above Linux's pid limit: no such process

@@ -207,6 +207,7 @@ def judge_step(rate: float, published: WindowPublished, samples: list[dict[str, 
                 rss[name] = max(rss.get(name, 0), int(value))
     checkpoints = [s.get("checkpoint_bytes", float("nan")) for s in samples]
     return {
+        "cpu_ms_per_event": cpu_per_event(samples, published.events),
         "peak_checkpoint_bytes": max((c for c in checkpoints if c == c), default=None),
         "rate": rate, "seconds": round(published.seconds, 2), "events": published.events,
         "achieved_rate": published.achieved_rate, "stopped_early": published.stopped_early,
@@ -214,6 +215,16 @@ def judge_step(rate: float, published: WindowPublished, samples: list[dict[str, 
         "backlog": backlog_verdict.as_dict(), "lag": lag_verdicts, "peak_rss_bytes": rss,
         "samples": samples,
     }
+
+
+def cpu_per_event(samples: list[dict[str, Any]], events: int) -> dict[str, float]:
+    """CPU milliseconds each process (services, broker) used per event published over the
+    window: its CPU time at the last sample minus at the first, over ``events``."""
+    if not samples or events <= 0:
+        return {}
+    first, last = samples[0].get("cpu", {}), samples[-1].get("cpu", {})
+    return {name: round(1000 * (last[name] - first[name]) / events, 3) for name in first
+            if first[name] is not None and last.get(name) is not None}
 
 
 def latency_figures(published: WindowPublished, measured: set[str],

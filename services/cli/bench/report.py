@@ -116,6 +116,14 @@ def render(results: dict[str, Any]) -> str:
         ]
         for run in pipeline.get("latency", []):
             lines += _latency_rows(run)
+        at_best = [step for step in search.get("steps", [])
+                   if step.get("rate") == best and step.get("cpu_ms_per_event")]
+        if at_best:
+            cpu = at_best[-1]["cpu_ms_per_event"]
+            names = [name for name in SERVICE_ORDER if name in cpu]
+            lines.append(_row(f"CPU per event at {number(best)}/s, ms ({' / '.join(names)}; "
+                              "sum)", " / ".join(f"{cpu[name]:.2f}" for name in names)
+                              + f"; {sum(cpu[name] for name in names):.2f}", "", ""))
         rss = pipeline.get("rss_bytes", {})
         names = [name for name in SERVICE_ORDER if name in rss]
         lines.append(_row(f"resident memory, MiB, peak ({' / '.join(names)})",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from services.cli import stack
-from services.cli.bench.scrape import by_label, rss_bytes, scrape, total
+from services.cli.bench.scrape import by_label, cpu_seconds, rss_bytes, scrape, total
 from services.cli.supervisor import METRICS_PORTS
 from services.common.kafka import ensure_topics, make_admin
 from services.common.settings import KafkaSettings
@@ -82,7 +82,8 @@ class Sampler:
     """Samples the stack every ``interval`` seconds on a thread: events published (from
     ``published()``), predictions made, consumer lag per service, resident memory per service
     and of the broker. ``samples`` rows: ``t`` (seconds since :meth:`start`), ``published``,
-    ``predicted``, ``backlog`` (published - predicted), ``lag`` and ``rss`` (per name), and the
+    ``predicted``, ``backlog`` (published - predicted), ``lag``, ``rss`` and ``cpu`` (CPU seconds
+    used so far) per name, and the
     size of the model's last full checkpoint, ``checkpoint_bytes``."""
 
     def __init__(self, running: RunningStack, published: Callable[[], int],
@@ -133,12 +134,14 @@ class Sampler:
             if service == "model":
                 predicted = total(samples, "streamml_model_predictions_total")
                 checkpoint = total(samples, "streamml_model_checkpoint_full_bytes")
-        rss = {name: rss_bytes(pid) for name, pid in self._pids.items()}
+        pids = dict(self._pids)
         if self.broker_pid is not None:
-            rss["broker"] = rss_bytes(self.broker_pid)
+            pids["broker"] = self.broker_pid
+        rss = {name: rss_bytes(pid) for name, pid in pids.items()}
+        cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
         return {"t": round(time.monotonic() - self._began, 3), "published": published,
                 "predicted": predicted, "backlog": published - predicted, "lag": lag,
-                "rss": rss, "checkpoint_bytes": checkpoint}
+                "rss": rss, "cpu": cpu, "checkpoint_bytes": checkpoint}
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
