@@ -10,6 +10,8 @@ Events are keyed by their primary entity value and labels by ``event_id``. Both 
 against the contracts before they are sent: an invalid record raises ``ValueError`` and nothing
 is published. Every send is followed to its acknowledgement: :meth:`EventClient.flush` raises if
 any record was not delivered (after the producer's own retries, for ``delivery.timeout.ms``).
+The client sets each record's delivery callback, which takes the place of one configured on the
+producer: to see every delivery report yourself, pass ``on_delivery`` to the client.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ class _Producer(Protocol):
 class EventClient:
     """Publishes events and labels of one deployment (topic prefix) to its topics."""
 
-    def __init__(self, producer: _Producer, settings: Settings, entity_key: str) -> None:
+    def __init__(self, producer: _Producer, settings: Settings, entity_key: str,
+                 on_delivery: Callable[[KafkaError | None, Message], None] | None = None) -> None:
         self._producer = producer
+        self._on_delivery = on_delivery
         self._events_topic = settings.topic("events")
         self._labels_topic = settings.topic("labels")
         self._entity_key = entity_key
@@ -80,6 +84,8 @@ class EventClient:
                                f"{self._first_failure}")
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if self._on_delivery is not None:
+            self._on_delivery(error, message)
         if error is not None:
             self.undelivered += 1
             if self._first_failure is None:

@@ -82,8 +82,8 @@ def test_killing_a_partition_leader_loses_no_acknowledged_event(cluster: LocalCl
     assert victim_pid is not None
 
     acks = Acks()
-    producer = make_producer(kafka, on_delivery=acks)
-    client = EventClient(producer, settings, entity_key="user")
+    producer = make_producer(kafka)
+    client = EventClient(producer, settings, entity_key="user", on_delivery=acks)
     base = datetime.now(UTC) - timedelta(hours=1)
     started = time.monotonic()
     killed_at = 0.0

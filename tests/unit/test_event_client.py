@@ -65,3 +65,15 @@ def test_flush_raises_when_the_producer_gave_up_on_a_record() -> None:
     with pytest.raises(RuntimeError, match=r"2 messages could not be delivered.*t-events"):
         client.flush()
     assert client.undelivered == 2
+
+
+def test_a_callback_given_to_the_client_sees_every_delivery_report() -> None:
+    reports: list[tuple[str | None, bool]] = []
+    client = EventClient(_Producer(lost={b"b"}), Settings(topic_prefix="t-"), "user",
+                         on_delivery=lambda error, message: reports.append(
+                             (message.topic(), error is None)))
+    for user in ("a", "b"):
+        client.publish_event(event(user))
+    with pytest.raises(RuntimeError):
+        client.flush()
+    assert reports == [("t-events", True), ("t-events", False)]
