@@ -235,7 +235,7 @@ class BoundedMap(Generic[T]):
 
     def replay(self, changes: list[tuple[int, str, Any]]) -> None:
         """Apply the changes another instance recorded (from a delta checkpoint)."""
-        journal, self._journal = self._journal, None
+        recording, self._journal = self._journal, None
         for kind, key, value in changes:
             if kind == _PUT:
                 self.put(key, value)
@@ -243,7 +243,7 @@ class BoundedMap(Generic[T]):
                 self.pop(key)
             elif key in self._items:
                 self._items[key] = value
-        self._journal = journal
+        self._journal = recording
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """Whole, or the changes since the last checkpoint when pickled for a delta one."""
