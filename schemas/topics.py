@@ -36,6 +36,42 @@ PIPELINE_PARTITIONS = 4
 WEEK_MS = str(7 * 24 * 3600 * 1000)
 
 
+MIB = 1024 * 1024
+MINUTE_MS = 60 * 1000
+
+SNAPSHOT_CONFIG: dict[str, str] = {
+    "cleanup.policy": "compact",
+    # A full checkpoint with full stores is about 36 MB at 1,000 events/s (see
+    # scripts/bench_checkpoint.py); this is the largest one the broker takes.
+    "max.message.bytes": str(64 * MIB),
+    # The cleaner never touches the active segment, so a restore reads all of it. With the
+    # broker's default (1 GiB, 7 days) it would hold every checkpoint of days at a low rate.
+    # A batch larger than a segment is refused, so a segment holds at least one checkpoint of
+    # the largest size allowed: 64 MiB is about 70 s of checkpoints at 1,000 events/s.
+    "segment.bytes": str(64 * MIB),
+    # At low rates the size never fills: roll every 10 minutes anyway, so superseded
+    # checkpoints become cleanable within minutes (a few small segments per hour).
+    "segment.ms": str(10 * MINUTE_MS),
+    # Clean as soon as a quarter of the log is superseded. What stays live is one full
+    # checkpoint and at most as many bytes of deltas after it (the checkpointer's delta
+    # budget), about two full checkpoints; the default (0.5) would let one more live set of dead
+    # checkpoints pile up before each cleaning. Each cleaning rewrites about that live set.
+    "min.cleanable.dirty.ratio": "0.25",
+    # Whatever the ratio, a record superseded 15 minutes ago is cleaned away (this also rolls
+    # the active segment by then).
+    "max.compaction.lag.ms": str(15 * MINUTE_MS),
+    # Superseded deltas get tombstones; a restore needs one only while it reads (seconds), and
+    # an orphaned delta of an older full checkpoint is ignored anyway. Keep them an hour, not
+    # the default day (3,600 tombstones an hour at one checkpoint a second).
+    "delete.retention.ms": str(60 * MINUTE_MS),
+    # A checkpoint is superseded only by a newer one, never by age.
+    "min.compaction.lag.ms": "0",
+}
+"""Broker configs of ``model-snapshots``: compaction keeps a restore's reading bounded (about
+the newest full checkpoint, its deltas and at most a segment or two not yet cleaned), on any
+broker, whatever its defaults. ``scripts/bench_snapshot_restore.py`` measures it."""
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     """One topic: base name, partitions, broker configs, the contract of its values and its key."""
@@ -64,9 +100,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     # Values are the original, possibly invalid, bytes; the reason travels in the headers.
     TopicSpec("dead-letters", 1, None, "original key", {"retention.ms": WEEK_MS}),
     TopicSpec("model-events", 1, ModelEvent, "model name", {"retention.ms": WEEK_MS}),
-    TopicSpec("model-snapshots", 1, ModelSnapshot, "learner id",
-              {"cleanup.policy": "compact", "max.message.bytes": str(64 * 1024 * 1024),
-               "min.compaction.lag.ms": "0"}),
+    TopicSpec("model-snapshots", 1, ModelSnapshot, "learner id", SNAPSHOT_CONFIG),
 )
 
 

@@ -1,4 +1,4 @@
-"""Kafka client factories and topic administration (confluent-kafka).
+"""Kafka client factories and topic creation (confluent-kafka).
 
 Producers are idempotent with ``acks=all``. Consumers never auto-commit and never auto-store:
 a loop stores an offset only after the message's work is done and commits only after the
@@ -17,7 +17,9 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from schemas.topics import TOPICS, TopicSpec
-from services.common.settings import KafkaSettings
+from services.common.settings import KafkaSettings, TopicSettings
+from services.common.topic_admin import TopicReport, broker_count, provision
+from services.common.topic_layout import catalogue_topics, replication_for
 
 log = logging.getLogger(__name__)
 
@@ -156,52 +158,47 @@ def ensure_topics(
     kafka: KafkaSettings,
     prefix: str = "",
     specs: Iterable[TopicSpec] = TOPICS,
-    replication_factor: int = 1,
+    topics: TopicSettings | None = None,
     timeout: float = 30.0,
 ) -> list[str]:
     """Create the catalogue's topics under ``prefix`` unless they exist; return those created.
 
-    Idempotent: topics that already exist are left as they are.
+    See :func:`provision_topics`, which also says what existing topics lack.
     """
-    wanted = [
-        NewTopic(
-            spec.full_name(prefix),
-            num_partitions=spec.partitions,
-            replication_factor=replication_factor,
-            config=dict(spec.config),
-        )
-        for spec in specs
-    ]
-    return create_missing_topics(kafka, wanted, timeout)
+    return provision_topics(kafka, prefix, specs, topics, timeout).created_names
+
+
+def provision_topics(
+    kafka: KafkaSettings,
+    prefix: str = "",
+    specs: Iterable[TopicSpec] = TOPICS,
+    topics: TopicSettings | None = None,
+    timeout: float = 30.0,
+) -> TopicReport:
+    """Create the catalogue's missing topics under ``prefix`` with the replication the cluster
+    can carry (:func:`~services.common.topic_layout.replication_for`, ``topics`` overriding it)
+    and report existing topics weaker than that; see :func:`create_missing_topics`.
+
+    Raises :class:`~services.common.topic_layout.TopicLayoutError` when the settings ask for
+    more replicas than the cluster has brokers.
+    """
+    wait_for_broker(kafka, timeout)
+    replication = replication_for(broker_count(make_admin(kafka), timeout), topics)
+    wanted = catalogue_topics(prefix, replication, topics, specs)
+    return provision(make_admin(kafka), wanted, timeout)
 
 
 def create_missing_topics(
     kafka: KafkaSettings, wanted: list[NewTopic], timeout: float = 30.0
 ) -> list[str]:
-    """Create those of ``wanted`` that do not exist yet and wait until the broker lists them.
+    """Create those of ``wanted`` that do not exist yet and wait until the broker lists them;
+    return those created.
 
-    Raises :class:`BrokerUnavailable` (or :class:`CredentialsRejected`) first if the cluster
-    cannot be reached.
+    Idempotent: an existing topic is never recreated. What it lacks against ``wanted`` (fewer
+    partitions or replicas, other configs) is logged as a warning, and configs that only tune
+    compaction and that it does not set itself are set on it
+    (:func:`~services.common.topic_admin.provision`). Raises :class:`BrokerUnavailable` (or
+    :class:`CredentialsRejected`) first if the cluster cannot be reached.
     """
     wait_for_broker(kafka, timeout)
-    admin = make_admin(kafka)
-    existing = set(admin.list_topics(timeout=timeout).topics)
-    missing = [topic for topic in wanted if topic.topic not in existing]
-    if not missing:
-        return []
-    created: list[str] = []
-    for name, future in admin.create_topics(missing, request_timeout=timeout).items():
-        try:
-            future.result()
-            created.append(name)
-        except KafkaException as error:
-            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        listed = admin.list_topics(timeout=timeout).topics
-        if all(name in listed and listed[name].partitions for name in created):
-            break
-        time.sleep(0.1)
-    log.info("created topics %s", created)
-    return created
+    return provision(make_admin(kafka), wanted, timeout).created_names

@@ -71,6 +71,24 @@ class KafkaSettings(BaseModel):
         return config
 
 
+class TopicSettings(BaseModel):
+    """How the project creates topics; None means "what the cluster can carry".
+
+    By default a topic gets ``min(3, brokers)`` replicas and ``min.insync.replicas`` one less
+    (at least 1), see :func:`services.common.topic_layout.replication_for`. ``partitions``
+    replaces the count of the keyed pipeline topics (``events``, ``labels``, ``features``,
+    ``predictions``, ``outcomes``; 4 by default); single-partition topics stay single, since
+    their readers rely on one order. Read from ``STREAMML_TOPICS__REPLICATION_FACTOR``,
+    ``STREAMML_TOPICS__MIN_INSYNC_REPLICAS`` and ``STREAMML_TOPICS__PARTITIONS``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    replication_factor: int | None = Field(default=None, ge=1, le=32)
+    min_insync_replicas: int | None = Field(default=None, ge=1, le=32)
+    partitions: int | None = Field(default=None, ge=1, le=10_000)
+
+
 class Settings(BaseSettings):
     """Settings every service shares. Services subclass it to add their own fields."""
 
@@ -79,6 +97,7 @@ class Settings(BaseSettings):
     )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$", max_length=100)
     spec: str = "clicks"
     metrics_host: str = "127.0.0.1"
