@@ -24,7 +24,8 @@ from services.cli.local_kafka import BrokerError, BrokerPaths, LocalBroker
 from services.cli.local_kafka.command import add_kafka_arguments, run_kafka_command
 from services.cli.local_kafka.fetch import FetchError
 from services.cli.report.command import add_report_arguments, run_report
-from services.common.kafka import BrokerUnavailable, ensure_topics, make_admin
+from services.cli.topics import add_topics_arguments, create_topics, run_topics_command
+from services.common.kafka import BrokerUnavailable
 from services.common.settings import Settings
 
 
@@ -49,15 +50,7 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    settings = Settings()
-    if args.action == "create":
-        created = ensure_topics(settings.kafka, settings.topic_prefix)
-        print(f"created {len(created)} topic(s): {', '.join(created) or '(all existed)'}")
-    else:
-        topics = make_admin(settings.kafka).list_topics(timeout=10).topics
-        for name in sorted(topics):
-            print(f"{name}\t{len(topics[name].partitions)} partitions")
-    return 0
+    return run_topics_command(args)
 
 
 def cmd_specs(args: argparse.Namespace) -> int:
@@ -78,8 +71,7 @@ def _stack_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    settings = Settings()
-    ensure_topics(settings.kafka, settings.topic_prefix)
+    create_topics(Settings())
     monitoring = _monitoring(args)
     plan = stack.plan_stack(home_dir(), _stack_env(args), with_producer=not args.no_producer,
                             port_offset=args.port_offset, monitoring=monitoring)
@@ -203,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.set_defaults(func=cmd_kafka)
 
     topics = commands.add_parser("topics", help="create or list the pipeline's topics")
-    topics.add_argument("action", choices=["create", "list"])
+    add_topics_arguments(topics)
     topics.set_defaults(func=cmd_topics)
 
     specs = commands.add_parser("specs", help="list the built-in pipeline specs")
