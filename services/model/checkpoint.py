@@ -27,7 +27,7 @@ import platform
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -39,6 +39,7 @@ from services.common.kafka import make_consumer
 from services.common.runtime import StartupError
 from services.common.settings import KafkaSettings
 from services.model import journal
+from services.model.resume import partition_key, topic_partition
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,13 @@ def delta_key(key: str, base: int, sequence: int) -> str:
 
 def read_checkpoint_chain(kafka: KafkaSettings, topic: str, key: str) -> list[ModelSnapshot]:
     """The newest committed full checkpoint under ``key`` and its deltas in order, read from the
-    start of ``topic``; empty if there is none. The deltas stop at the first missing sequence."""
+    start of ``topic``; empty if there is none.
+
+    The deltas stop at the first missing sequence: a delta applies only on top of the one before
+    it, so the chain restores the state as of the delta before the gap (logged, with the deltas
+    left out). That state is older than the offsets the group committed with the later deltas;
+    :mod:`services.model.resume` finds it behind and has the inputs read again from its offsets.
+    """
     full: Message | None = None
     deltas: dict[str, Message] = {}
     for message in _committed_records(kafka, topic):
@@ -119,11 +126,24 @@ def read_checkpoint_chain(kafka: KafkaSettings, topic: str, key: str) -> list[Mo
     while (following := deltas.get(delta_key(key, chain[0].sequence,
                                              chain[-1].sequence + 1))) is not None:
         chain.append(decode(ModelSnapshot, following.value()))
+    base_prefix = delta_key(key, chain[0].sequence, 0).rpartition("/")[0]
+    left_out = sorted(sequence for name in deltas if name.rpartition("/")[0] == base_prefix
+                      and (sequence := int(name.rpartition("/")[2])) > chain[-1].sequence)
+    if left_out:
+        log.warning("checkpoint %d of %s is missing: restoring up to checkpoint %d and leaving "
+                    "out the %d deltas after the gap (%d to %d)", chain[-1].sequence + 1, key,
+                    chain[-1].sequence, len(left_out), left_out[0], left_out[-1])
     return chain
 
 
+READ_SECONDS = 60.0
+"""How long reading one partition of ``model-snapshots`` may take at start. A read cut short
+restores an older checkpoint, which the offset check on start then finds behind the group."""
+
+
 def _committed_records(kafka: KafkaSettings, topic: str) -> Iterator[Message]:
-    """Every committed record of ``topic``, partition by partition, in offset order."""
+    """Every committed record of ``topic``, partition by partition, in offset order (a partition
+    not read to its end within :data:`READ_SECONDS` is left at that, with a warning)."""
     consumer = make_consumer(kafka, f"snapshot-reader-{uuid.uuid4().hex[:8]}")
     try:
         metadata = consumer.list_topics(topic, timeout=10)
@@ -134,12 +154,18 @@ def _committed_records(kafka: KafkaSettings, topic: str) -> Iterator[Message]:
             if high <= low:
                 continue
             consumer.assign([TopicPartition(topic, partition, low)])
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
+            started = time.monotonic()
+            deadline = started + READ_SECONDS
+            while True:
+                if time.monotonic() >= deadline:
+                    log.warning("%s[%d] not read to its end within %.0fs: the checkpoint "
+                                "restored may be older than the newest", topic, partition,
+                                READ_SECONDS)
+                    break
                 message = consumer.poll(0.5)
                 if message is None:
                     position = consumer.position([TopicPartition(topic, partition)])[0].offset
-                    if position >= high or position < 0:
+                    if position >= high or (position < 0 and time.monotonic() - started > 5):
                         break  # past the end (aborted records and markers leave gaps)
                     continue
                 if message.error() is not None:
@@ -182,6 +208,12 @@ class TransactionalCheckpointer:
     ``delta_budget`` times the last full one. The first checkpoint of a process is full;
     ``restored`` (the chain it started from) numbers the next ones and names the deltas that
     full checkpoint tombstones.
+
+    A checkpoint's ``offsets`` cover every input partition the state knows: ``offsets`` (where
+    the state stood at start, :func:`services.model.resume.start_offsets`), moved on by the
+    consumer's positions; all of them are committed as the group's offsets in its transaction,
+    so the offsets of the newest checkpoint always equal the group's, partitions nothing has
+    been read from since the start included.
     """
 
     def __init__(
@@ -198,6 +230,7 @@ class TransactionalCheckpointer:
         restored: Sequence[ModelSnapshot] = (),
         max_deltas: int = 100,
         delta_budget: float = 1.0,
+        offsets: Mapping[str, int] | None = None,
     ) -> None:
         self._producer = producer
         self._consumer = consumer
@@ -223,6 +256,7 @@ class TransactionalCheckpointer:
                             for snapshot in restored if snapshot.base_sequence is not None]
         self._delta_bytes = 0
         self._max_deltas, self._delta_budget = max_deltas, delta_budget
+        self._offsets = dict(offsets or {})
 
     def begin(self) -> None:
         """Open the first transaction (after ``init_transactions``)."""
@@ -252,7 +286,9 @@ class TransactionalCheckpointer:
             return
         revision = self._source.revision
         assignment = self._consumer.assignment()
-        positions = [tp for tp in self._consumer.position(assignment) if tp.offset >= 0]
+        offsets = {**self._offsets, **{
+            partition_key(tp.topic, tp.partition): tp.offset
+            for tp in self._consumer.position(assignment) if tp.offset >= 0}}
         name, version = self._source.champion()
         full = (self._base is None or len(self._superseded) >= self._max_deltas
                 or self._delta_bytes >= self._delta_budget * self.last_full_size)
@@ -260,7 +296,7 @@ class TransactionalCheckpointer:
         snapshot = ModelSnapshot(
             model=name, model_version=version, created_at=datetime.now(UTC),
             library_versions=library_versions(),
-            offsets={f"{tp.topic}:{tp.partition}": tp.offset for tp in positions},
+            offsets=offsets,
             labels_learned=self._source.labels_learned,
             state=dump_state(self._source.state(), delta=not full),
             sequence=sequence, base_sequence=None if full else self._base,
@@ -272,7 +308,8 @@ class TransactionalCheckpointer:
         if full:
             for superseded in self._superseded:
                 self._producer.produce(self._topic, key=superseded.encode(), value=None)
-        if positions:
+        if offsets:
+            positions = [topic_partition(name, offset) for name, offset in sorted(offsets.items())]
             metadata = self._consumer.consumer_group_metadata()
             _retried(lambda: self._producer.send_offsets_to_transaction(positions, metadata, 30),
                      "adding the input offsets to the transaction")
@@ -286,6 +323,7 @@ class TransactionalCheckpointer:
             self._superseded.append(key)
             self._delta_bytes += len(value)
         self._dirty = False
+        self._offsets = offsets
         self._committed_revision = revision
         self._labels_at_last = snapshot.labels_learned
         self._last = time.monotonic()  # the interval runs from the end of a slow commit too

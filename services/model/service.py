@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from schemas.spec import load_spec
+from schemas.topics import TopicName
 from services.common.consumer_service import connect, serve
 from services.common.runtime import StopSignal, configure_logging
 from services.model.checkpoint import (
@@ -17,6 +18,7 @@ from services.model.estimators import categories_of
 from services.model.handler import ModelHandler, ModelTopics
 from services.model.learner import Learner
 from services.model.metrics import ModelMetrics
+from services.model.resume import start_offsets
 from services.model.settings import ModelSettings
 
 log = logging.getLogger(__name__)
@@ -27,13 +29,17 @@ SNAPSHOT_MAX_BYTES = 64 * 1024 * 1024
 def run(settings: ModelSettings, stop: StopSignal) -> int:
     """Serve predictions and learn until stopped; return the number of messages processed.
 
-    Starts from the newest checkpoint of this deployment's learner, if there is one.
+    Starts from the newest checkpoint of this deployment's learner, if there is one, at the
+    offsets it covers (:mod:`services.model.resume`: a checkpoint behind the group's offsets has
+    the inputs read again from its own; one that contradicts them stops the service with
+    :class:`~services.model.resume.ResumeRefused`).
     """
     spec = load_spec(settings.spec)
     learner = Learner(spec.models, spec.label)
     learner_id = settings.group(SERVICE)
+    inputs: list[TopicName] = ["features", "labels", "drift-alerts"]
     plumbing = connect(
-        SERVICE, settings, ["features", "labels", "drift-alerts"], transactional_id=learner_id,
+        SERVICE, settings, inputs, transactional_id=learner_id,
         # Checkpoints can be far larger than the 1 MB default (model-snapshots allows 64 MB).
         **{"message.max.bytes": SNAPSHOT_MAX_BYTES,
            "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS},
@@ -57,6 +63,9 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
         log.info("restored checkpoint %d (full %d + %d deltas) of %s v%d: %d labels learned, "
                  "offsets %s", last.sequence, chain[0].sequence, len(chain) - 1, last.model,
                  last.model_version, last.labels_learned, last.offsets)
+    offsets = start_offsets(plumbing.consumer, plumbing.producer,
+                            [settings.topic(name) for name in inputs],
+                            chain[-1].offsets if chain else None)
 
     checkpointer = TransactionalCheckpointer(
         plumbing.producer, plumbing.consumer, settings.topic("model-snapshots"), learner_id,
@@ -64,7 +73,7 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
         every_labels=settings.model.checkpoint_every_labels,
         time_share=settings.model.checkpoint_time_share, restored=chain,
         max_deltas=settings.model.checkpoint_max_deltas,
-        delta_budget=settings.model.checkpoint_delta_budget,
+        delta_budget=settings.model.checkpoint_delta_budget, offsets=offsets,
     )
     checkpointer.begin()
     metrics.checkpoint_bytes.set_function(lambda: checkpointer.last_size)

@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Message
 from river import linear_model
 
 from schemas.codec import decode, encode
 from schemas.snapshots import ModelSnapshot
+from services.common.settings import KafkaSettings
 from services.model.checkpoint import (
     SnapshotIncompatible,
     TransactionalCheckpointer,
@@ -18,8 +19,11 @@ from services.model.checkpoint import (
     dump_state,
     library_versions,
     load_state,
+    read_checkpoint_chain,
 )
 from services.model.pending import BoundedMap
+from services.model.resume import decide, topic_partition
+from tests.unit.fakes import message
 
 
 def snapshot(state: dict[str, object], versions: dict[str, str]) -> ModelSnapshot:
@@ -273,3 +277,76 @@ def test_after_a_restore_the_series_goes_on_with_a_full_checkpoint_and_ends_the_
         ("m", 8, None), ("m/delta/5/6", None, None), ("m/delta/5/7", None, None),
         ("m/delta/8/9", 9, 8),
     ]
+
+
+# -- a chain cut short, and the offsets every checkpoint records ------------------------------
+
+
+def _chain_records(snapshots: list[tuple[str, ModelSnapshot | None]]) -> list[Message]:
+    return [message("snapshots", None if value is None else encode(value), key.encode(), 0, n)
+            for n, (key, value) in enumerate(snapshots)]
+
+
+def test_a_missing_delta_restores_up_to_the_gap_which_the_group_is_found_ahead_of(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    def written(sequence: int, base: int | None, read: int) -> ModelSnapshot:
+        return snapshot({}, library_versions()).model_copy(update={
+            "sequence": sequence, "base_sequence": base, "offsets": {"features:0": read}})
+
+    records = _chain_records([
+        ("m", written(1, None, 10)), ("m/delta/1/2", written(2, 1, 20)),
+        # delta 3 is gone
+        ("m/delta/1/4", written(4, 1, 40)), ("m/delta/1/5", written(5, 1, 50)),
+    ])
+    monkeypatch.setattr("services.model.checkpoint._committed_records",
+                        lambda kafka, topic: iter(records))
+    chain = read_checkpoint_chain(KafkaSettings(), "snapshots", "m")
+    assert [s.sequence for s in chain] == [1, 2]
+    assert "checkpoint 3 of m is missing" in caplog.text
+    assert "leaving out the 2 deltas after the gap (4 to 5)" in caplog.text
+    # The group committed the offsets of checkpoint 5 with it: the restore is behind, and read
+    # again from its own offsets rather than resumed at the group's.
+    decision = decide(chain[-1].offsets, {"features:0": 50})
+    assert (decision.action, decision.start) == ("rewind", {"features:0": 20})
+
+
+class _Assigned(_Transactions):
+    """A consumer assigned ``positions`` (-1001: nothing read there yet) whose offset commits
+    are recorded."""
+
+    def __init__(self, clock: _Clock, positions: dict[str, int]) -> None:
+        super().__init__(clock)
+        self.positions = positions
+        self.sent: list[dict[str, int]] = []
+
+    def assignment(self) -> list[object]:
+        return [topic_partition(key, -1001) for key in self.positions]
+
+    def position(self, partitions: list[object]) -> list[object]:
+        return [topic_partition(key, offset) for key, offset in self.positions.items()]
+
+    def consumer_group_metadata(self) -> object:
+        return "group"
+
+    def send_offsets_to_transaction(self, *args: object) -> None:
+        positions = args[0]
+        assert isinstance(positions, list)
+        self.sent.append({f"{tp.topic}:{tp.partition}": tp.offset for tp in positions})
+
+
+def test_every_checkpoint_records_and_commits_every_partition_the_state_knows() -> None:
+    wire, source = _Assigned(_Clock(), {"features:0": 130, "labels:0": -1001}), _Growing(1)
+    checkpointer = TransactionalCheckpointer(
+        wire, wire, "snapshots", "m", source,  # type: ignore[arg-type]
+        offsets={"features:0": 100, "labels:0": 80, "drift-alerts:0": 0},
+    )
+    for features_read in (130, 140):
+        wire.positions["features:0"] = features_read
+        source.grow()
+        checkpointer.commit()
+    written = [decode(ModelSnapshot, value).offsets for _, value in wire.produced
+               if value is not None]
+    expected = [{"features:0": read, "labels:0": 80, "drift-alerts:0": 0} for read in (130, 140)]
+    assert written == expected
+    assert wire.sent == expected  # the group's offsets always equal the newest checkpoint's
