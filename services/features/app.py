@@ -88,7 +88,7 @@ def build_app(
         web_enabled=False,
         autodiscover=False,
         store="memory://",
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topics.replication_factor or 1,
         topic_partitions=partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",

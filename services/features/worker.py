@@ -15,6 +15,8 @@ from schemas.topics import PIPELINE_PARTITIONS
 from services.common.kafka import create_missing_topics, make_admin, wait_for_broker
 from services.common.metrics_server import Health, MetricsServer
 from services.common.runtime import announce_ready, configure_logging
+from services.common.topic_admin import broker_count
+from services.common.topic_layout import replicated, replication_for
 from services.features.app import SERVICE, build_app, primary_stage
 from services.features.metrics import FeaturesMetrics
 from services.features.pipeline import plan_stages
@@ -46,7 +48,10 @@ def main() -> int:
     The internal topics and changelogs are created before the worker subscribes: faust declares
     them itself too, but a subscription made before the broker's metadata lists a new topic
     silently leaves its partitions unassigned. They get as many partitions as ``events``; an
-    existing one with another count stops the service with a clear message. faust's data
+    existing one with another count stops the service with a clear message. They are replicated
+    as the cluster can carry, or as ``STREAMML_TOPICS__*`` say
+    (:func:`~services.common.topic_layout.replication_for`); an existing one with weaker
+    settings is reported in the log. faust's data
     directory (unused by in-memory tables, but created) is a temporary one, removed at exit.
     """
     settings = FeaturesSettings()
@@ -57,11 +62,15 @@ def main() -> int:
     wait_for_broker(settings.kafka)
     admin = make_admin(settings.kafka)
     partitions = partition_count(admin, settings.topic("events")) or PIPELINE_PARTITIONS
+    replication = replication_for(broker_count(admin), settings.topics)
     stages = plan_stages(spec, settings.features.remember_events)
-    wanted = internal_topics(settings.group(SERVICE), stages, primary_stage(spec, stages),
-                             partitions)
+    wanted = replicated(internal_topics(settings.group(SERVICE), stages,
+                                        primary_stage(spec, stages), partitions), replication)
     check_partitions(admin, wanted)
     create_missing_topics(settings.kafka, wanted)
+    # faust declares topics of its own too (its leader topic): with the same replication.
+    settings = settings.model_copy(update={"topics": settings.topics.model_copy(
+        update={"replication_factor": replication.factor})})
     with tempfile.TemporaryDirectory(prefix=f"{SERVICE}-") as datadir:
         app = build_app(settings, spec, metrics, partitions=partitions, datadir=datadir)
         return _run(app, settings, spec.name, metrics, registry)
