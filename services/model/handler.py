@@ -22,7 +22,6 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -38,14 +37,15 @@ from schemas.spec import PromotionSpec
 from services.common.dead_letters import DeadLetter, DeadLetterPublisher
 from services.model.estimators import vectorize
 from services.model.governance import DriftReaction, Governor
-from services.model.learner import Learner
+from services.model.learner import InvalidLabel, Learner
 from services.model.messages import (
     EarlyLabel,
+    check_repeat,
     event_position,
     pack_position,
     read_message,
-    unpack_position,
 )
+from services.model.messages import ModelTopics as ModelTopics
 from services.model.metrics import ModelMetrics
 from services.model.pending import BoundedMap, PendingEntry, PendingStore, named
 from services.model.settings import ModelOptions
@@ -53,18 +53,6 @@ from services.model.settings import ModelOptions
 
 class _Producer(Protocol):
     def produce(self, topic: str, value: bytes, key: bytes) -> None: ...
-
-
-@dataclass(frozen=True)
-class ModelTopics:
-    """Full topic names this service reads and writes."""
-
-    features: str
-    labels: str
-    predictions: str
-    outcomes: str
-    model_events: str = "model-events"
-    drift_alerts: str = "drift-alerts"
 
 
 _EarlyLabel = EarlyLabel  # the name snapshots written before it moved to ``messages`` pickled
@@ -209,7 +197,8 @@ class ModelHandler:
         self._newest_feature_time = max(self._newest_feature_time, event_time)
         self._advance(event_time)
         if vector.event_id in self._predicted:
-            self._reject_repeat(vector)
+            check_repeat(self._predicted.get(vector.event_id), vector)
+            self._metrics.duplicate_features.inc()
             return
         self._predict(vector, received)
         early = self._early.pop(vector.event_id)
@@ -220,20 +209,6 @@ class ModelHandler:
                 DeadLetter("late_label", self._late_reason(early.label)),
             )
         self._expire_early_labels()
-
-    def _reject_repeat(self, vector: FeatureVector) -> None:
-        """A vector for an event already predicted: the same event again (a redelivery) is
-        skipped; another event reusing its ``event_id`` is dead-lettered as a duplicate."""
-        first = unpack_position(self._predicted.get(vector.event_id))
-        again = event_position(vector)
-        if first is None or again is None or first == again:
-            self._metrics.duplicate_features.inc()
-            return
-        raise DeadLetter("duplicate", (
-            f"event_id {vector.event_id} was already predicted for the event at events partition "
-            f"{first[0]} offset {first[1]}; this event is at partition {again[0]} offset "
-            f"{again[1]}"
-        ))
 
     def _predict(self, vector: FeatureVector, received: datetime) -> None:
         x = vectorize(vector.features, self._categories)
@@ -273,7 +248,13 @@ class ModelHandler:
     # -- labels: queue, then learn in time order --------------------------------------------
 
     def _on_label(self, message: Message) -> None:
+        """Take a label in: rejected (dead letter, counted as ``invalid``) when its value does not
+        fit the spec's label type, before it changes anything; else queued or set aside."""
         label = read_message(Label, message.value())
+        try:
+            self.learner.normalise_label(label.label)
+        except InvalidLabel as error:
+            raise self._invalid(label, error) from error
         self._observe_time(label.label_time.timestamp())
         entry = self.pending.get(label.event_id)
         if entry is not None:
@@ -331,14 +312,32 @@ class ModelHandler:
                 _, _, event_id = heapq.heappop(self._ready)
                 entry = self.pending.take(event_id)
                 if entry is not None and entry.label is not None:
-                    delay = max(0.0, (entry.label.label_time - entry.event_time).total_seconds())
-                    self._learn(entry, self.learner.normalise_label(entry.label.label), False,
-                                delay)
+                    self._learn_label(entry, entry.label)
             elif deadline is not None and deadline < now:
                 for entry in self.pending.expire(deadline):
                     self._time_out(entry)
             else:
                 return
+
+    def _learn_label(self, entry: PendingEntry, label: Label) -> None:
+        """Learn ``entry``'s label. One that does not fit the spec (only in state restored from a
+        checkpoint taken before labels were checked on arrival) is dead-lettered, and the
+        window's timeout policy decides instead, as if it had never come."""
+        try:
+            y = self.learner.normalise_label(label.label)
+        except InvalidLabel as error:
+            self._dead_letters.publish(encode(label), label.event_id.encode(),
+                                       self._topics.labels, -1, -1, self._invalid(label, error))
+            self._time_out(entry)
+            return
+        self._learn(entry, y, False,
+                    max(0.0, (label.label_time - entry.event_time).total_seconds()))
+
+    def _invalid(self, label: Label, error: InvalidLabel) -> DeadLetter:
+        self._metrics.label_events(kind="invalid").inc()
+        dead = DeadLetter("spec_invalid", f"label for {label.event_id}: {error}")
+        dead.__cause__ = error
+        return dead
 
     def _time_out(self, entry: PendingEntry) -> None:
         self._expired_since_idle = True

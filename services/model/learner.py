@@ -6,15 +6,21 @@ teaches every model one label on exactly the input it predicted with.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from schemas.events import LabelValue
-from schemas.spec import LabelSpec, ModelSpec, ModelsSpec
+from schemas.spec import LabelSpec, ModelSpec, ModelsSpec, SpecError
 from services.model.estimators import build_estimator
 
 _TRUE_STRINGS = {"1", "true", "yes", "y", "t"}
+_FALSE_STRINGS = {"0", "false", "no", "n", "f"}
+
+
+class InvalidLabel(ValueError):
+    """A label value that cannot be turned into the spec's label type; the message says why."""
 
 
 @dataclass
@@ -41,10 +47,19 @@ class ServedModel:
 
 
 class Learner:
-    """The champion and its challengers for one label type."""
+    """The champion and its challengers for one label type.
+
+    Raises :class:`~schemas.spec.SpecError` when ``on_timeout = "negative"`` and the spec's
+    ``negative_value`` is not a label of its type (found at start, not at the first timeout).
+    """
 
     def __init__(self, models: ModelsSpec, label: LabelSpec) -> None:
         self.label = label
+        if label.on_timeout == "negative":
+            try:
+                self.normalise_label(label.negative_value)
+            except InvalidLabel as error:
+                raise SpecError(f"label.negative_value: {error}") from error
         self.models = [ServedModel(models.champion.name, build_estimator(models.champion),
                                    models.champion)]
         self.models += [
@@ -92,13 +107,32 @@ class Learner:
         return fresh
 
     def normalise_label(self, value: LabelValue) -> bool | int | float | str:
-        """The label as the models learn it: bool for binary, float for regression."""
-        if self.label.type == "binary":
+        """The label as the models learn it: bool for binary, float for regression.
+
+        Binary: a bool, 0 or 1, or a true/false word (``"1"``, ``"true"``, ``"yes"``, ``"y"``,
+        ``"t"`` and their opposites, any case). Regression: a finite number, or a string that
+        is one; not a bool. Multiclass: any value is a class. Anything else raises
+        :class:`InvalidLabel`.
+        """
+        kind = self.label.type
+        if kind == "binary":
             if isinstance(value, str):
-                return value.strip().lower() in _TRUE_STRINGS
-            return bool(value)
-        if self.label.type == "regression":
-            return float(value)
+                word = value.strip().lower()
+                if word in _TRUE_STRINGS or word in _FALSE_STRINGS:
+                    return word in _TRUE_STRINGS
+            elif value in (0, 1):
+                return bool(value)
+            raise InvalidLabel(f"{value!r} is not a binary label (expected true/false, 1/0, "
+                               "yes/no)")
+        if kind == "regression":
+            try:
+                number = float(value) if not isinstance(value, bool) else math.nan
+            except ValueError:
+                number = math.nan
+            if not math.isfinite(number):
+                raise InvalidLabel(f"{value!r} is not a regression label (expected a finite "
+                                   "number)")
+            return number
         return value
 
     def timeout_label(self) -> bool | int | float | str:

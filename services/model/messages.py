@@ -64,6 +64,31 @@ def unpack_position(packed: object) -> tuple[int, int] | None:
     return packed >> _OFFSET_BITS, packed & ((1 << _OFFSET_BITS) - 1)
 
 
+def check_repeat(first: object, vector: FeatureVector) -> None:
+    """A vector for an event already predicted, whose packed position was ``first``: returns
+    for the same event again (a redelivery, to skip); raises :class:`DeadLetter` (``duplicate``)
+    when another event reuses its ``event_id``. Unknown positions count as the same event."""
+    known, again = unpack_position(first), event_position(vector)
+    if known is None or again is None or known == again:
+        return
+    raise DeadLetter("duplicate", (
+        f"event_id {vector.event_id} was already predicted for the event at events partition "
+        f"{known[0]} offset {known[1]}; this event is at partition {again[0]} offset {again[1]}"
+    ))
+
+
+@dataclass(frozen=True)
+class ModelTopics:
+    """Full topic names the model service reads and writes."""
+
+    features: str
+    labels: str
+    predictions: str
+    outcomes: str
+    model_events: str = "model-events"
+    drift_alerts: str = "drift-alerts"
+
+
 def read_message(model: type[ContractT], raw: bytes | None) -> ContractT:
     """Decode a message's value as ``model``; a bad one raises :class:`DeadLetter`."""
     try:

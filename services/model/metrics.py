@@ -23,7 +23,8 @@ class ModelMetrics:
         self.label_events = labelled(Counter(
             "streamml_model_label_anomalies_total",
             "Labels not learned: duplicate, late (window closed), unknown event, dropped timeout, "
-            "evicted (its event left the full pending store before the label was learned).",
+            "evicted (its event left the full pending store before the label was learned), "
+            "invalid (its value does not fit the spec's label type).",
             ["kind"], registry=registry,
         ))
         self.duplicate_features = Counter(
