@@ -183,9 +183,9 @@ def provision_topics(
     more replicas than the cluster has brokers.
     """
     wait_for_broker(kafka, timeout)
-    replication = replication_for(broker_count(make_admin(kafka), timeout), topics)
-    wanted = catalogue_topics(prefix, replication, topics, specs)
-    return provision(make_admin(kafka), wanted, timeout)
+    admin = make_admin(kafka)
+    replication = replication_for(broker_count(admin, timeout), topics)
+    return provision(admin, catalogue_topics(prefix, replication, topics, specs), timeout)
 
 
 def create_missing_topics(
