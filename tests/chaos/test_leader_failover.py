@@ -1,19 +1,29 @@
-"""A 3-node local cluster (127.0.0.11-13, replication 3, min.insync.replicas=2) loses the leader
-of a partition to SIGKILL while events stream in through the project's idempotent ``acks=all``
-producer: every acknowledged event is still in the topic, exactly once.
+"""A 3-node local cluster (127.0.0.11-13) loses the leader of a partition to SIGKILL mid-stream.
 
-The cluster runs on its own port (19392) and homes under pytest's tmp_path, never the shared
-broker; teardown stops every node, with SIGKILL for any that lingers.
+First with the project's idempotent ``acks=all`` producer alone, on a topic with 3 replicas and
+``min.insync.replicas=2``: every acknowledged event is still in the topic, exactly once. Then
+with the pipeline itself: features, model, drift and metrics-sink under the supervisor, on topics
+the project's own code created (the catalogue by ``ensure_topics``, the features worker's
+internal topic and changelog, faust's own), which must all carry 3 replicas and
+``min.insync.replicas`` 2 without being told; an Elec2 replay (one aggregate added) streams in,
+the leader of the ``events`` partition it fills is killed, and every event is in ``events``
+once and gets exactly one prediction and one outcome.
+
+The cluster runs on its own port (19392) and homes under pytest's tmp directory, never the
+shared broker; both tests share it, and teardown stops every node, with SIGKILL for any that
+lingers.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,11 +33,18 @@ import pytest
 from confluent_kafka import KafkaError, Message, TopicPartition
 from confluent_kafka.cimpl import NewTopic
 
+from schemas.codec import decode
+from schemas.events import Event
+from schemas.predictions import Outcome, Prediction
+from services.cli import stack
 from services.cli.local_kafka import LocalCluster
 from services.common.kafka import create_missing_topics, make_admin, make_consumer, make_producer
 from services.common.settings import KafkaSettings, Settings
+from services.common.topic_admin import existing_topics
+from services.features.topology import home_partition
 from services.producer.client import EventClient
-from tests.integration.conftest import REPO, wait_for
+from tests.chaos.stack import consumers_running
+from tests.integration.conftest import REPO, read_topic, topic_size, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -54,10 +71,10 @@ class Acks:
         self.times.setdefault(message.partition() or 0, []).append(time.monotonic())
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path / "cluster", REPO / ".cache", size=3, port=PORT,
-                           controller_port=PORT + 1, heap="512m")
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"), REPO / ".cache", size=3,
+                           port=PORT, controller_port=PORT + 1, heap="512m")
     try:
         started = time.monotonic()
         cluster.start(timeout=300)
@@ -68,6 +85,7 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
         cluster.stop(timeout=20)
 
 
+@pytest.mark.timeout(600)
 def test_killing_a_partition_leader_loses_no_acknowledged_event(cluster: LocalCluster) -> None:
     kafka = cluster.client_settings()
     settings = Settings(kafka=kafka, topic_prefix=f"t{uuid.uuid4().hex[:10]}-")
@@ -166,3 +184,149 @@ def _read_to_end(kafka: KafkaSettings, topic: str, timeout: float = 120.0) -> li
         raise AssertionError(f"could not read {topic} to its end within {timeout:.0f}s")
     finally:
         consumer.close()
+
+
+ELEC2 = REPO / "data" / "elec2.csv"
+ELEC2_SPEC = REPO / "schemas" / "specs" / "elec2.toml"
+COUNT_AGGREGATE = """
+[[aggregates]]
+name = "market_events_1h"
+entity = "market"
+function = "count"
+size_seconds = 3600
+"""
+"""Elec2 with one aggregate, so the features worker has a table, an internal topic and a
+changelog of its own; still one model, so one prediction per event."""
+ROWS = 12_000
+PIPELINE_RATE = 1_000
+KILL_AT_EVENTS = 4_000
+"""The leader dies once this many replayed events are in their partition (4 s into the replay)."""
+
+
+@pytest.mark.timeout(600)
+def test_the_pipeline_on_its_own_topics_survives_a_leader_kill(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    kafka = cluster.client_settings()
+    spec = tmp_path / "elec2-counted.toml"
+    spec.write_text(ELEC2_SPEC.read_text() + COUNT_AGGREGATE)
+    # The last 48 labels have no later event to release them: learn them after 5 s idle.
+    with consumers_running(kafka, tmp_path / "home", str(spec), port_offset=1900, tag="f",
+                           timeout=240,
+                           settings={"STREAMML_MODEL__LABEL_HOLD_SECONDS": "5"}) as pipeline:
+        layout = _layout(kafka, pipeline.prefix)
+        print("\n" + "\n".join(f"{name}: {replicas} replicas, min.insync.replicas {isr}"
+                               for name, (replicas, isr) in sorted(layout.items())))
+        assert any(name.endswith("-changelog") for name in layout), "the features worker's"
+        weak = {name: found for name, found in layout.items() if found != (3, "2")}
+        assert not weak, f"topics without 3 replicas and min.insync.replicas 2: {weak}"
+
+        events = f"{pipeline.prefix}events"
+        leaders_before = _leaders(kafka, events)
+        busy = home_partition(b"nsw", len(leaders_before))  # Elec2's one market: one partition
+        victim = cluster.node(leaders_before[busy])
+        victim_pid = victim.pid
+        assert victim_pid is not None
+        before = stack.status(pipeline.home)["services"]
+        log = tmp_path / "replay.log"
+        publisher = _replay(pipeline.env, spec, log)
+        try:
+            in_topic = _wait_for_records(kafka, events, busy, KILL_AT_EVENTS)
+            os.kill(victim_pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+            publisher.wait(timeout=300)
+            replayed = time.monotonic() - killed_at
+        finally:
+            if publisher.poll() is None:
+                publisher.kill()
+                publisher.wait()
+        output = log.read_text(errors="replace")
+        print(f"SIGKILLed node {leaders_before[busy]} (leader of {events}[{busy}]) with {in_topic} "
+              f"events in that partition; the replay finished {replayed:.1f}s later: "
+              f"{(output.strip().splitlines() or ['(no output)'])[-1]}")
+        assert publisher.returncode == 0, f"the replay lost events:\n{output[-3000:]}"
+
+        counted = {name: _ids_in(kafka, f"{pipeline.prefix}{name}", decoder)
+                   for name, decoder in (("events", _event_of), ("predictions", _prediction_of),
+                                         ("outcomes", _outcome_of))}
+        leaders_after = _leaders(kafka, events)
+        after = stack.status(pipeline.home)["services"]
+    print(f"leaders {leaders_before} -> {leaders_after}; services: " + "; ".join(
+        f"{name} restarts {after[name]['restarts']}" for name in before))
+    problems = []
+    for name, (ids, size) in counted.items():
+        doubled = sum(count - 1 for count in ids.values())
+        print(f"{name}: {size} records, {len(ids)} distinct events, {doubled} doubled")
+        if len(ids) != ROWS or size != ROWS:
+            problems.append(f"{name}: {len(ids)} distinct events in {size} records, for {ROWS}")
+    assert leaders_after[busy] != leaders_before[busy], f"{events}[{busy}] needs a new leader"
+    assert not problems, "; ".join(problems)
+
+
+def _layout(kafka: KafkaSettings, prefix: str) -> dict[str, tuple[int, str]]:
+    """Replicas and effective ``min.insync.replicas`` of every topic under ``prefix``."""
+    admin = make_admin(kafka)
+    names = [name for name in admin.list_topics(timeout=10).topics if name.startswith(prefix)]
+    return {name: (topic.replication_factor, topic.config.get("min.insync.replicas", "?"))
+            for name, topic in existing_topics(admin, names).items()}
+
+
+def _replay(env: dict[str, str], spec: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``streamml replay`` of Elec2 at ``PIPELINE_RATE``, its labels 48 rows later; it exits
+    non-zero if any event or label is not acknowledged."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "replay", str(ELEC2), "--spec", str(spec),
+             "--label-delay", "48", "--limit", str(ROWS), "--rate", str(PIPELINE_RATE),
+             "--quiet"],
+            env={**os.environ, **env, "STREAMML_METRICS_PORT": "0"},
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+
+
+def _wait_for_records(kafka: KafkaSettings, topic: str, partition: int, count: int,
+                      timeout: float = 120.0) -> int:
+    """Wait until ``topic[partition]``'s high watermark reaches ``count``; it then."""
+    consumer = make_consumer(kafka, f"watcher-{uuid.uuid4().hex[:8]}")
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            end = int(consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                     timeout=10)[1])
+            if end >= count:
+                return end
+            time.sleep(0.05)
+        raise AssertionError(f"{topic}[{partition}] did not reach {count} records within "
+                             f"{timeout:.0f}s")
+    finally:
+        consumer.close()
+
+
+def _event_of(raw: bytes | None) -> str:
+    return decode(Event, raw).event_id
+
+
+def _prediction_of(raw: bytes | None) -> str:
+    return decode(Prediction, raw).event_id
+
+
+def _outcome_of(raw: bytes | None) -> str:
+    return decode(Outcome, raw).event_id
+
+
+def _ids_in(kafka: KafkaSettings, topic: str,
+            event_id_of: Callable[[bytes | None], str]) -> tuple[Counter[str], int]:
+    """How often each event id occurs in ``topic`` (read until ``ROWS`` distinct ids or the
+    deadline) and how many committed records it holds."""
+    seen: Counter[str] = Counter()
+    decoded = 0
+
+    def complete(messages: list[Message]) -> bool:
+        nonlocal decoded
+        for message in messages[decoded:]:
+            seen[event_id_of(message.value())] += 1
+        decoded = len(messages)
+        return len(seen) >= ROWS
+
+    read_topic(kafka, topic, complete, timeout=180)
+    return seen, topic_size(kafka, topic)
