@@ -57,8 +57,8 @@ SNAPSHOT_CONFIG: dict[str, str] = {
     # budget), about two full checkpoints; the default (0.5) would let one more live set of dead
     # checkpoints pile up before each cleaning. Each cleaning rewrites about that live set.
     "min.cleanable.dirty.ratio": "0.25",
-    # Whatever the ratio, a record superseded 15 minutes ago is cleaned away (this also rolls
-    # the active segment by then).
+    # Whatever the ratio, records written more than 15 minutes ago are due for cleaning (the
+    # active segment is rolled by then too, so the uncleaned tail spans at most 15 minutes).
     "max.compaction.lag.ms": str(15 * MINUTE_MS),
     # Superseded deltas get tombstones; a restore needs one only while it reads (seconds), and
     # an orphaned delta of an older full checkpoint is ignored anyway. Keep them an hour, not
