@@ -10,8 +10,11 @@ Agents (see :mod:`services.features.topology` for the topics and tables):
 * the last step publishes the vector on ``features``, keyed by the primary entity.
 
 A spec whose aggregates are all on the primary entity therefore takes no internal hop at all.
-Any unexpected error on a message dead-letters it with reason ``processing_error``; the agent
-keeps running.
+Each record goes through :class:`~services.features.handling.RecordHandler`: invalid input is
+dead-lettered with its reason, a retriable error is retried, and anything else stops the worker
+with one line (a bug is never turned into a dead letter). A record counts as processed, and its
+offset can be committed, only once its agent finished it
+(:class:`~services.features.offsets.ProcessedOffsets`).
 
 Sends only enqueue in the producer (:class:`~services.features.tables.Outbox`), which delivers
 in the background: no event waits for a delivery. Before faust commits offsets it flushes the
@@ -35,6 +38,7 @@ from schemas.spec import PipelineSpec
 from schemas.topics import PIPELINE_PARTITIONS
 from services.common.dead_letters import DeadLetter
 from services.features.broker import faust_broker_options
+from services.features.handling import RecordHandler
 from services.features.lag import sample as lag_sample
 from services.features.metrics import FeaturesMetrics
 from services.features.pipeline import (
@@ -58,7 +62,6 @@ SERVICE = "features"
 Send = Callable[[StagedEvent], Awaitable[None]]
 Step = Callable[[StagedEvent, bytes, int, faust.types.Message], Awaitable[None]]
 """(staged event, entity key, partition of the entity's state, source message)."""
-DeadLetterSink = Callable[[faust.EventT[Any], DeadLetter], Awaitable[None]]
 
 
 def primary_stage(spec: PipelineSpec, stages: list[Stage]) -> Stage | None:
@@ -124,6 +127,8 @@ def build_app(
         metrics.invalid_events.labels(reason=error.reason_code).inc()
         log.warning("dead-lettered %s: %s", error.reason_code, error.reason[:200])
 
+    handle = RecordHandler(app.processed, dead_letter, app.crash)
+
     async def publish_features(staged: StagedEvent) -> None:
         vector = finish(staged, clock())
         # Keyed like the event (primary entity): an entity's vectors stay in order.
@@ -154,7 +159,7 @@ def build_app(
         topic = app.topic(stage_topic(group, stage, False), partitions=partitions,
                           internal=True, **raw)
         _add_stage_agent(app, f"{group}.stage-{stage.entity}", topic,
-                         stage_step(stage, False, send_next), dead_letter)
+                         stage_step(stage, False, send_next), handle)
         send_next = feeder(topic, stage)
 
     route: Callable[[StagedEvent, faust.types.Message], Awaitable[None]]
@@ -167,7 +172,7 @@ def build_app(
         home = app.topic(stage_topic(group, primary, True), partitions=partitions,
                          internal=True, **raw)
         step = stage_step(primary, True, send_next)
-        _add_stage_agent(app, f"{group}.stage-{primary.entity}-home", home, step, dead_letter)
+        _add_stage_agent(app, f"{group}.stage-{primary.entity}-home", home, step, handle)
 
         async def in_place_or_rehomed(staged: StagedEvent, message: faust.types.Message) -> None:
             key = staged.event.entity[primary.entity].encode()
@@ -180,17 +185,15 @@ def build_app(
 
         route = in_place_or_rehomed
 
+    async def validate_and_route(event: faust.EventT[Any]) -> None:
+        message = event.message
+        staged = admit(event.value, spec, clock(), limits, (message.partition, message.offset))
+        await route(staged, message)
+
     async def read_events(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
-            try:
-                message = event.message
-                staged = admit(event.value, spec, clock(), limits,
-                               (message.partition, message.offset))
-                await route(staged, message)
-            except DeadLetter as error:
-                await dead_letter(event, error)
-            except Exception as error:
-                await dead_letter(event, _unexpected(error))
+            if not await handle(event, validate_and_route):
+                return
 
     app.agent(events, name=f"{group}.validate")(read_events)
 
@@ -236,26 +239,17 @@ def _step(stage: Stage, table: StageTable, send_next: Send, metrics: FeaturesMet
 
 
 def _add_stage_agent(
-    app: LowLatencyApp, name: str, topic: faust.TopicT, step: Step,
-    dead_letter: DeadLetterSink,
+    app: LowLatencyApp, name: str, topic: faust.TopicT, step: Step, handle: RecordHandler,
 ) -> None:
     """An agent on an internal stage topic (keyed by the stage's entity): one step per event."""
 
+    async def add_aggregates(event: faust.EventT[Any]) -> None:
+        message = event.message
+        await step(decode_staged(event.value), cast(bytes, event.key), message.partition, message)
+
     async def run_stage(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
-            try:
-                message = event.message
-                await step(decode_staged(event.value), event.key, message.partition, message)
-            except DeadLetter as error:
-                await dead_letter(event, error)
-            except Exception as error:
-                await dead_letter(event, _unexpected(error))
+            if not await handle(event, add_aggregates):
+                return
 
     app.agent(topic, name=name)(run_stage)
-
-
-def _unexpected(error: Exception) -> DeadLetter:
-    log.exception("unexpected error while processing a message")
-    dead = DeadLetter("processing_error", f"{type(error).__name__}: {error}")
-    dead.__cause__ = error
-    return dead

@@ -1,20 +1,21 @@
-"""The loop that hands fetched records to the streams: faust's, with two changes.
+"""The loop that hands fetched records to the streams: faust's, with three changes.
 
-1. **A jump in a partition's offsets is read again before it is trusted.** faust assumes that
-   offsets it never saw between two records hold nothing (transaction markers, compacted
-   records), counts them as processed and commits past them. Records can also go missing
-   between two fetches for another reason: when recovery seeks the stream partitions back to
-   their committed offsets while records are being delivered, the read position moves back and
-   the next record seems to jump ahead. Committing past those records loses them (seen after a
-   SIGKILL and restart: a block of events per partition never processed). Here a jump first
-   sends the partition back to the last offset seen (a seek run on the client's own thread) and
-   drops the rest of the fetched batch for it; only if the same jump comes back are the offsets
-   in between empty, and then they count as processed, as in faust.
-2. **A record is handed over directly while the flow is active.** faust waits for each one with
+1. **Records of a stream partition are handed over in offset order, each once, from the position
+   the partition was sent to** (:class:`~services.features.offsets.ProcessedOffsets`): a record
+   below the next expected offset was handed over already and is dropped; a record above it is
+   a jump. faust trusts its own last-seen offset, which a recovery resets to the committed offset
+   (or to nothing, when none is committed) while records fetched before are still being
+   delivered: after a SIGKILL and restart, blocks of records were dropped that way.
+2. **A jump is read again before it is trusted.** faust assumes that offsets it never saw between
+   two records hold nothing (transaction markers, compacted records) and commits past them. Here
+   a jump first sends the partition back to the expected offset (a seek run on the client's own
+   thread) and drops the rest of the fetched batch for it; only if the same jump comes back are
+   the offsets in between empty.
+3. **A record is handed over directly while the flow is active.** faust waits for each one with
    ``wait_first(callback(record), suspend_flow.wait())``, which wraps both, and the service's
    stop and crash events, in four tasks: a fifth of the worker's time. A rebalance stops the
    flow first, and a record delivered after a rebalance carries the old generation and is
-   skipped by its stream.
+   skipped by its stream (it is then never finished, so never committed).
 """
 
 from __future__ import annotations
@@ -72,25 +73,25 @@ async def read_again(consumer: Any, tp: Any, offset: int) -> None:
     client's fetcher runs on its own thread and event loop: the position can then be overwritten
     by a batch being handed over at the same moment, and the fetcher is not woken. faust's
     ``seek_wait`` runs the seek on the client's thread and waits until the position is set.
-    ``offset`` stays the partition's read offset: a record below it is dropped as already seen.
+    ``offset`` stays the partition's expected offset: a record below it is dropped as seen.
     """
     try:
         await consumer.seek_wait({tp: offset})
     except IllegalStateError:  # revoked meanwhile: its next owner reads from the committed offset
         consumer.log.info("%s was revoked before it could be read again", tp)
-        return
-    consumer._read_offset[tp] = offset
 
 
 async def drain_messages(consumer: Any, fetcher: Any) -> None:
     """faust's ``Consumer._drain_messages`` (faust-streaming 0.11 to 0.15) with the changes above.
 
-    ``consumer`` is the faust consumer; ``fetcher`` the service whose stop ends the loop.
+    ``consumer`` is the faust consumer, with ``processed`` (the worker's
+    :class:`~services.features.offsets.ProcessedOffsets`); ``fetcher`` the service whose stop
+    ends the loop. Partitions ``processed`` does not track (changelogs) are read as faust does.
     """
     callback = consumer.callback
     getmany = consumer.getmany
     read_offset = consumer._read_offset
-    acks_enabled_for = consumer.app.topics.acks_enabled_for
+    offsets = consumer.processed
     flow_control = consumer.app.flow_control
     suspend_flow = consumer.suspend_flow
     jumps = JumpCheck()
@@ -109,24 +110,24 @@ async def drain_messages(consumer: Any, fetcher: Any) -> None:
                     await asyncio.sleep(0)
                     since_yield = 0
                 offset = message.offset
-                last = read_offset[tp]
-                if last is not None and offset < last:
-                    continue  # already delivered (faust drops these too)
-                verdict = (jumps.verdict(tp, last, offset) if acks_enabled_for(message.topic)
-                           else Verdict.DELIVER)
+                expected = offsets.expected(tp)
+                if expected is None:
+                    last = read_offset[tp]
+                    if last is not None and offset < last:
+                        continue  # already delivered (faust drops these too)
+                    verdict = Verdict.DELIVER
+                elif offset < expected:
+                    continue  # handed over already
+                else:
+                    verdict = jumps.verdict(tp, expected - 1, offset)
                 if verdict is Verdict.SKIP:
                     continue
                 if verdict is Verdict.REREAD:
                     consumer.log.info("offsets of %s jump from %s to %s: reading them again",
-                                      tp, last, offset)
-                    await read_again(consumer, tp, last)
+                                      tp, expected, offset)
+                    await read_again(consumer, tp, expected)
                     continue
-                if verdict is Verdict.GAP:
-                    await consumer._add_gap(tp, last + 1, offset)
-                if consumer._commit_every is not None and (
-                        consumer._n_acked >= consumer._commit_every):
-                    consumer._n_acked = 0
-                    await consumer.commit()
+                offsets.handed_over(tp, offset)
                 if not suspend_flow.is_set() and flow_control.is_active():
                     await callback(message)
                 else:

@@ -1,4 +1,4 @@
-"""A faust transport for the features worker: faust's aiokafka transport with three changes.
+"""A faust transport for the features worker: faust's aiokafka transport with four changes.
 
 * The consumer does not sit on new records for up to 1.5 s. faust's aiokafka driver fixes
   ``fetch_max_wait_ms=1500``; aiokafka keeps one fetch request in flight per broker, and a
@@ -7,6 +7,10 @@
   (cheap, empty) fetches while the stream is idle.
 * The consumer's loop that hands records to the streams verifies offset jumps before it commits
   past them and hands records over without four tasks each (:mod:`services.features.drain`).
+* Which records are read and which offsets are committed follows the app's
+  :class:`~services.features.offsets.ProcessedOffsets`, not faust's list of acknowledgements:
+  every stream partition is sent to its committed offset (or its beginning) when streams resume,
+  and a commit never goes past a record its agent has not finished.
 * The producer runs the app's ``before_flush`` hooks before every flush.
 """
 
@@ -18,8 +22,11 @@ from typing import Any
 import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 from services.features.drain import drain_messages
+from services.features.offsets import ProcessedOffsets
 
 DEFAULT_FETCH_MAX_WAIT_MS = 5
 
@@ -34,11 +41,68 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class _Consumer(faust_aiokafka.Consumer):
+    @property
+    def processed(self) -> ProcessedOffsets:
+        offsets: ProcessedOffsets = getattr(self.app, "processed")  # noqa: B009 - set by our app
+        return offsets
+
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         await drain_messages(self, fetcher)
+
+    async def perform_seek(self) -> None:
+        """Send every assigned partition to its committed offset, and every stream partition
+        without one to its beginning, then read each stream partition from there.
+
+        aiokafka's ``seek_to_committed`` leaves a partition without a committed offset (or with
+        offset 0) wherever its fetcher got to, which during a recovery can be well past records
+        that were fetched and then dropped.
+        """
+        committed = await self.seek_to_committed()
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        stream_tps = [tp for tp in self.assignment() if acks_enabled_for(tp.topic)]
+        unset = [tp for tp in stream_tps if (committed.get(tp) or 0) <= 0]
+        starts = {tp: committed[tp] for tp in stream_tps if tp not in unset}
+        if unset:
+            beginnings = await self.earliest_offsets(*unset)
+            await self.seek_wait({tp: beginnings[tp] for tp in unset})
+            starts.update({tp: beginnings[tp] for tp in unset})
+        for tp, position in starts.items():
+            self.processed.reset(tp, position)
+        self._read_offset.update({
+            tp: offset if offset is not None and offset >= 0 else None
+            for tp, offset in committed.items()
+        })
+        self._committed_offset.update({
+            tp: offset for tp, offset in committed.items() if offset is not None and offset > 0
+        })
+
+    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+        await super().on_partitions_revoked(revoked)
+        self.processed.forget(revoked)
+
+    def ack(self, message: Any) -> bool:
+        """Mark ``message`` acknowledged by its streams (so a shutdown stops waiting for it).
+
+        Offsets to commit come from :attr:`processed`, so faust's per-partition lists of
+        acknowledged offsets are not kept.
+        """
+        with ack_lock:
+            if message.acked:
+                return False
+            message.acked = True
+            self._unacked_messages.discard(message)
+            notify(self._waiting_for_ack)
+            return True
+
+    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Any:
+        return (tp for tp in self.processed.partitions()
+                if topics is None or tp in topics or getattr(tp, "topic", None) in topics)
+
+    def _new_offset(self, tp: Any) -> int | None:
+        return self.processed.committable(tp)
 
 
 class _Producer(faust_aiokafka.Producer):
@@ -63,6 +127,8 @@ class LowLatencyApp(faust.App):
         self, id: str, *, fetch_max_wait_ms: int = DEFAULT_FETCH_MAX_WAIT_MS, **options: Any
     ) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.processed = ProcessedOffsets()
+        """What the agents finished: they call ``processed.finished(tp, offset)`` per record."""
         self.before_flush: list[Callable[[], Awaitable[Any]]] = []
         super().__init__(id, **options)
 

@@ -1,13 +1,18 @@
-"""Offset jumps in the features worker's fetch loop are read again before they are trusted."""
+"""The features worker's fetch loop: records go to the streams in offset order, each once, and
+offset jumps are read again before they are trusted."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import types
+from collections import defaultdict
+from collections.abc import AsyncIterator
 
 from aiokafka.errors import IllegalStateError
 
-from services.features.drain import JumpCheck, Verdict, read_again
+from services.features.drain import JumpCheck, Verdict, drain_messages, read_again
+from services.features.offsets import ProcessedOffsets
 
 
 def test_consecutive_records_are_delivered() -> None:
@@ -68,14 +73,112 @@ class _Client:
         raise AssertionError("seek runs the client's seek on the wrong thread")
 
 
-def test_reading_again_seeks_on_the_clients_thread_and_keeps_the_last_offset_seen() -> None:
+def test_reading_again_seeks_on_the_clients_thread() -> None:
     client = _Client()
     asyncio.run(read_again(client, "p0", 172))
     assert client.seeks == [{"p0": 172}]
-    assert client._read_offset["p0"] == 172  # records below it are dropped as already seen
 
 
 def test_a_partition_revoked_before_it_is_read_again_is_left_to_its_next_owner() -> None:
     client = _Client(revoked=True)
-    asyncio.run(read_again(client, "p0", 172))
-    assert client._read_offset["p0"] == 594
+    asyncio.run(read_again(client, "p0", 172))  # no error: its next owner reads it
+    assert client.seeks == []
+
+
+class _Flow:
+    def is_active(self) -> bool:
+        return True
+
+
+class _Event:
+    def __init__(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+
+
+class _Diag:
+    def set_flag(self, flag: str) -> None:
+        return None
+
+    def unset_flag(self, flag: str) -> None:
+        return None
+
+
+class _Record:
+    def __init__(self, tp: str, offset: int) -> None:
+        self.tp = tp
+        self.topic = tp
+        self.offset = offset
+
+
+class _Consumer:
+    """The faust consumer as the fetch loop sees it: batches to fetch, then a stop."""
+
+    consumer_stopped_errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, batches: list[list[tuple[str, int]]], offsets: ProcessedOffsets) -> None:
+        self.batches = batches
+        self.processed = offsets
+        self.delivered: list[tuple[str, int]] = []
+        self.seeks: list[dict[str, int]] = []
+        self._read_offset: dict[str, int | None] = defaultdict(lambda: None)  # as faust's
+        self._stopped = _Event()
+        self.should_stop = False
+        self.suspend_flow = _Event()
+        self.diag = _Diag()
+        self.log = logging.getLogger("test")
+        self.app = types.SimpleNamespace(flow_control=_Flow())
+        self.transport = types.SimpleNamespace(app=types.SimpleNamespace(should_stop=True))
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[str, _Record]]:
+        if not self.batches:
+            self._stopped.set()
+            return
+        for tp, offset in self.batches.pop(0):
+            yield tp, _Record(tp, offset)
+
+    async def sleep(self, seconds: float) -> None:
+        return None
+
+    async def callback(self, record: _Record) -> None:
+        self.delivered.append((record.tp, record.offset))
+
+    async def seek_wait(self, partitions: dict[str, int]) -> None:
+        self.seeks.append(partitions)
+
+
+def drained(batches: list[list[tuple[str, int]]], position: int = 10) -> _Consumer:
+    offsets = ProcessedOffsets()
+    offsets.reset("p0", position)
+    consumer = _Consumer(batches, offsets)
+    asyncio.run(drain_messages(consumer, types.SimpleNamespace(_stopped=_Event())))
+    return consumer
+
+
+def test_records_go_to_the_streams_in_order_from_the_position_each_once() -> None:
+    consumer = drained([[("p0", 8), ("p0", 9), ("p0", 10), ("p0", 11)], [("p0", 11), ("p0", 12)]])
+    assert consumer.delivered == [("p0", 10), ("p0", 11), ("p0", 12)]  # 8, 9: before; 11: twice
+    assert consumer.processed.committable("p0") == 10  # handed over, not yet finished
+
+
+def test_records_fetched_past_a_hole_are_dropped_until_the_hole_is_read_again() -> None:
+    consumer = drained([[("p0", 10), ("p0", 13), ("p0", 14)], [("p0", 11), ("p0", 12), ("p0", 13)]])
+    assert consumer.seeks == [{"p0": 11}]
+    assert consumer.delivered == [("p0", 10), ("p0", 11), ("p0", 12), ("p0", 13)]
+
+
+def test_a_hole_that_comes_back_when_read_again_holds_no_records() -> None:
+    consumer = drained([[("p0", 10), ("p0", 13)], [("p0", 13), ("p0", 14)]])
+    assert consumer.seeks == [{"p0": 11}]
+    assert consumer.delivered == [("p0", 10), ("p0", 13), ("p0", 14)]
+
+
+def test_partitions_not_tracked_are_read_as_faust_reads_them() -> None:
+    consumer = drained([[("changelog", 3), ("changelog", 7)]])
+    assert consumer.delivered == [("changelog", 3), ("changelog", 7)]
+    assert consumer.seeks == []
