@@ -1,9 +1,25 @@
 """The consume -> process -> produce -> commit loop shared by the confluent-kafka services.
 
-Contract: a message counts as processed only after its handler returned (or after it was
-dead-lettered); a :class:`Committer` then makes processed work durable. With the default
-:class:`OffsetCommitter`, stored offsets are committed only after the producer flushed everything
-the handlers produced, so a crash replays messages (at least once) and never skips one.
+Contract (``tests/contracts/consumer_loop.py`` checks it against in-memory clients and the real
+broker):
+
+* A message counts as processed only after its handler returned, or after its dead letter was
+  handed to the producer; only then does the :class:`Committer` hear of it (with the default
+  :class:`OffsetCommitter`, its offset is stored).
+* A handler's :class:`~services.common.failures.Retriable` is retried on the same message with a
+  bounded exponential :class:`~services.common.failures.Backoff` (an injectable sleep that wakes
+  on the stop signal); nothing is committed meanwhile. A stop while retrying leaves the message
+  unprocessed and rewinds the consumer to it; a failure that outlasts the back-off is a crash.
+* :class:`~services.common.dead_letters.DeadLetter`: the message goes to ``dead-letters`` with
+  its reason and is counted.
+* Anything else is a crash: one line (:func:`~services.common.failures.describe_crash`) naming
+  topic, partition and offset, then the error propagates (the process exits non-zero) and
+  nothing more is committed, not even when closing the consumer revokes its partitions.
+* :class:`OffsetCommitter` commits stored offsets only once the producer acknowledged every
+  record produced so far (outputs and dead letters): a record still outstanding postpones the
+  commit, one whose delivery failed stops the service uncommitted
+  (:class:`~services.common.failures.UndeliveredOutput`). A crash replays messages (at least
+  once) and never skips one.
 """
 
 from __future__ import annotations
@@ -13,9 +29,17 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from services.common.dead_letters import DeadLetter, DeadLetterPublisher
+from services.common.failures import Backoff, Retriable, UndeliveredOutput, describe_crash
 from services.common.runtime import StopSignal
 from services.common.service_metrics import LoopMetrics
 
@@ -23,7 +47,12 @@ log = logging.getLogger(__name__)
 
 
 class Handler(Protocol):
-    """One service's processing of a message. Raise :class:`DeadLetter` to reject it."""
+    """One service's processing of a message.
+
+    Raise :class:`DeadLetter` to reject the message, :class:`Retriable` (before changing any
+    state for it, or idempotently) to be called again with the same message after a back-off;
+    anything else stops the service.
+    """
 
     def handle(self, message: Message) -> None: ...
 
@@ -45,6 +74,24 @@ class Committer(Protocol):
         """Make everything processed so far durable."""
 
 
+class DeliveryReports:
+    """Remembers the producer's failed deliveries; give :meth:`on_delivery` to the producer as
+    its ``on_delivery`` setting (a record produced with its own callback is not seen here)."""
+
+    def __init__(self) -> None:
+        self.failed = 0
+        self.first_failure = ""
+
+    def on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        """librdkafka's delivery report for one record (served by ``poll`` and ``flush``)."""
+        if error is None:
+            return
+        self.failed += 1
+        if not self.first_failure:
+            self.first_failure = (f"a record for {message.topic()}[{message.partition()}] was "
+                                  f"not delivered: {error.str()}")
+
+
 COMMIT_LATER_ERRORS = frozenset({
     KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
     KafkaError.NOT_COORDINATOR, KafkaError.REQUEST_TIMED_OUT, KafkaError._WAIT_COORD,
@@ -63,28 +110,39 @@ class OffsetCommitter:
 
     While the cluster is unavailable (the producer cannot flush, or the commit fails with one of
     :data:`COMMIT_LATER_ERRORS`), a commit leaves the offsets stored and uncommitted, and the
-    next one tries again: the service rides out a broker restart instead of crashing.
+    next one tries again: the service rides out a broker restart instead of crashing. A record
+    whose delivery failed (``deliveries``) raises :class:`UndeliveredOutput` instead of a commit.
     """
 
-    def __init__(self, consumer: Consumer, producer: Producer, interval: float = 1.0) -> None:
+    def __init__(
+        self, consumer: Consumer, producer: Producer, interval: float = 1.0,
+        deliveries: DeliveryReports | None = None,
+        monotonic: Callable[[], float] = time.monotonic, flush_timeout: float = 30.0,
+    ) -> None:
         self._consumer = consumer
         self._producer = producer
         self._interval = interval
+        self._deliveries = deliveries
+        self._monotonic = monotonic
+        self._flush_timeout = flush_timeout
         self._uncommitted = 0
-        self._last_commit = time.monotonic()
+        self._last_commit = monotonic()
 
     def processed(self, message: Message) -> None:
         self._consumer.store_offsets(message=message)
         self._uncommitted += 1
 
     def due(self) -> bool:
-        return time.monotonic() - self._last_commit >= self._interval
+        return self._monotonic() - self._last_commit >= self._interval
 
     def commit(self) -> None:
-        self._last_commit = time.monotonic()
+        self._last_commit = self._monotonic()
         if self._uncommitted == 0:
             return
-        remaining = self._producer.flush(30)
+        remaining = self._producer.flush(self._flush_timeout)
+        if self._deliveries is not None and self._deliveries.failed:
+            raise UndeliveredOutput(f"{self._deliveries.failed} produced record(s) lost, "
+                                    f"{self._deliveries.first_failure}; offsets not committed")
         if remaining:
             log.warning("%d produced messages not acknowledged yet; not committing offsets",
                         remaining)
@@ -102,7 +160,11 @@ class OffsetCommitter:
 
 
 class ConsumerLoop:
-    """Runs a :class:`Handler` over a subscribed consumer until stopped or ``max_messages``."""
+    """Runs a :class:`Handler` over a subscribed consumer until stopped or ``max_messages``.
+
+    ``sleep(seconds)`` waits between retries and returns whether a stop was asked for (by
+    default the stop signal's own wait, which wakes early on a stop).
+    """
 
     def __init__(
         self,
@@ -116,6 +178,9 @@ class ConsumerLoop:
         committer: Committer | None = None,
         poll_timeout: float = 0.1,
         monotonic: Callable[[], float] = time.monotonic,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], bool] | None = None,
+        deliveries: DeliveryReports | None = None,
     ) -> None:
         self._consumer = consumer
         self._producer = producer
@@ -124,58 +189,131 @@ class ConsumerLoop:
         self._stop = stop
         self._metrics = metrics
         self._base_name_of = base_name_of
-        self._committer = committer or OffsetCommitter(consumer, producer)
+        self._committer = committer or OffsetCommitter(
+            consumer, producer, deliveries=deliveries, monotonic=monotonic)
         self._poll_timeout = poll_timeout
         self._monotonic = monotonic
+        self._backoff = backoff or Backoff()
+        self._sleep = sleep or stop.wait
+        self._crashed = False
         self.last_turn = monotonic()
         """When the loop last went round (monotonic): a loop stuck in a client call stops it."""
 
     def subscribe(self, topics: list[str]) -> None:
-        """Subscribe, committing finished work before partitions are taken away."""
+        """Subscribe, committing finished work before partitions are taken away (not after a
+        crash: the message in hand must be read again)."""
 
         def on_revoke(consumer: Consumer, partitions: object) -> None:
-            self._committer.commit()
+            if not self._crashed:
+                self._committer.commit()
 
         self._consumer.subscribe(topics, on_revoke=on_revoke)
 
     def run(self, max_messages: int | None = None) -> int:
-        """Process until a stop signal (or ``max_messages``); commit, close. Return the count."""
+        """Process until a stop signal (or ``max_messages``); commit, close. Return the count.
+
+        A crash logs :func:`describe_crash` and propagates, committing nothing more.
+        """
         processed = 0
+        where = "the consumer loop"
         self._metrics.up.set(1)
         try:
             while not self._stop.is_set and (max_messages is None or processed < max_messages):
                 self.last_turn = self._monotonic()
+                where = "a poll"
                 message = self._consumer.poll(self._poll_timeout)
                 self._producer.poll(0)
                 if message is None:
-                    self._handler.on_idle()
+                    where = "idle work"
+                    self._idle()
                 elif self._is_error(message):
                     continue
                 else:
-                    self._process(message)
+                    where = _position(message)
+                    if not self._process(message):
+                        break
                     processed += 1
+                where = "a commit"
                 if self._committer.due():
                     self._committer.commit()
+            where = "the final commit"
             self._committer.commit()
+        except Exception as error:
+            self._crashed = True
+            log.error(describe_crash(error, where))
+            raise
         finally:
             self._metrics.up.set(0)
             self._consumer.close()
         return processed
 
-    def _process(self, message: Message) -> None:
+    def _idle(self) -> None:
+        try:
+            self._handler.on_idle()
+        except Retriable as error:
+            log.warning("idle work failed, will try again: %s", error)
+
+    def _process(self, message: Message) -> bool:
+        """Handle ``message`` (retrying while retriable); False when stopped before it was
+        done (the consumer is then rewound to it)."""
         topic = message.topic() or ""
         self._metrics.messages(service=self._metrics_service, topic=self._base_name_of(topic)).inc()
         started = time.perf_counter()
+        rejected: DeadLetter | None = None
         try:
-            self._handler.handle(message)
+            done = self._retrying(message, lambda: self._handler.handle(message))
         except DeadLetter as dead:
-            self._dead_letters.publish(
-                message.value(), message.key(), topic, message.partition() or 0,
-                message.offset() or 0, dead,
-            )
-            self._metrics.dead_letters(service=self._metrics_service, reason=dead.reason_code).inc()
+            rejected = dead
+        if rejected is not None:
+            done = self._retrying(message, lambda: self._dead_letter(message, rejected))
+        if not done:
+            self._rewind(message)
+            return False
         self._metrics.processing_seconds.observe(time.perf_counter() - started)
         self._committer.processed(message)
+        return True
+
+    def _retrying(self, message: Message, step: Callable[[], None]) -> bool:
+        """Run ``step`` until it does not raise :class:`Retriable`; False if stopped first."""
+        attempt = 0
+        failing_since: float | None = None
+        while True:
+            try:
+                step()
+                return True
+            except Retriable as error:
+                now = self._monotonic()
+                failing_since = now if failing_since is None else failing_since
+                if now - failing_since >= self._backoff.give_up_after:
+                    raise
+                delay = self._backoff.delay(attempt)
+                attempt += 1
+                log.warning("retrying %s in %.2f s (attempt %d): %s",
+                            _position(message), delay, attempt, error)
+                if self._sleep(delay) or self._stop.is_set:
+                    return False
+                self._producer.poll(0)
+                self.last_turn = self._monotonic()
+
+    def _dead_letter(self, message: Message, dead: DeadLetter) -> None:
+        try:
+            self._dead_letters.publish(
+                message.value(), message.key(), message.topic() or "", message.partition() or 0,
+                message.offset() or 0, dead,
+            )
+        except BufferError as error:
+            raise Retriable(f"the producer's queue is full: {error}") from error
+        self._metrics.dead_letters(service=self._metrics_service, reason=dead.reason_code).inc()
+
+    def _rewind(self, message: Message) -> None:
+        """Seek back to the unprocessed ``message``: a committer that reads the consumer's
+        positions then does not cover it."""
+        partition = TopicPartition(message.topic() or "", message.partition() or 0,
+                                   message.offset() or 0)
+        try:
+            self._consumer.seek(partition)
+        except KafkaException as error:
+            log.warning("could not rewind to %s: %s", _position(message), error)
 
     @property
     def _metrics_service(self) -> str:
@@ -190,3 +328,8 @@ class ConsumerLoop:
             raise KafkaException(error)
         log.warning("consumer error: %s", error)
         return True
+
+
+def _position(message: Message) -> str:
+    """``topic[partition]@offset`` of a consumed message, for log lines."""
+    return f"{message.topic()}[{message.partition()}]@{message.offset()}"

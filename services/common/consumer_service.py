@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
 from schemas.topics import TopicName
-from services.common.consumer_loop import Committer, ConsumerLoop, Handler
+from services.common.consumer_loop import Committer, ConsumerLoop, DeliveryReports, Handler
 from services.common.dead_letters import DeadLetterPublisher
 from services.common.kafka import make_consumer, make_producer, wait_for_broker
 from services.common.metrics_server import Health, MetricsServer
@@ -42,6 +42,8 @@ class Plumbing:
     loop_metrics: LoopMetrics
     inputs: dict[str, TopicName]
     """full topic name -> base name."""
+    deliveries: DeliveryReports = field(default_factory=DeliveryReports)
+    """The producer's failed deliveries (its ``on_delivery`` setting), which stop a commit."""
 
 
 def connect(
@@ -52,7 +54,8 @@ def connect(
     """Wait for the cluster, then build the producer, consumer and dead-letter publisher.
 
     With ``transactional_id`` the producer is transactional (the caller initialises and runs the
-    transactions).
+    transactions). Every delivery report of the producer goes to the returned plumbing's
+    ``deliveries``.
     """
     wait_for_broker(settings.kafka)
     registry = CollectorRegistry()
@@ -60,7 +63,9 @@ def connect(
     names = {settings.topic(name): name for name in inputs}
     if transactional_id:
         producer_overrides["transactional.id"] = transactional_id
-    producer = make_producer(settings.kafka, **producer_overrides)
+    deliveries = DeliveryReports()
+    producer = make_producer(settings.kafka, on_delivery=deliveries.on_delivery,
+                             **producer_overrides)
     consumer = make_consumer(
         settings.kafka, settings.group(service), **{
             "statistics.interval.ms": 5000,
@@ -71,7 +76,7 @@ def connect(
     )
     dead_letters = DeadLetterPublisher(producer, settings.topic("dead-letters"), service)
     return Plumbing(service, settings, registry, producer, consumer, dead_letters, loop_metrics,
-                    names)
+                    names, deliveries)
 
 
 def serve(
@@ -85,7 +90,7 @@ def serve(
     loop = ConsumerLoop(
         plumbing.consumer, plumbing.producer, handler, plumbing.dead_letters, stop,
         plumbing.loop_metrics, base_name_of=lambda topic: plumbing.inputs.get(topic, topic),
-        committer=committer,
+        committer=committer, deliveries=plumbing.deliveries,
     )
     loop.subscribe(list(plumbing.inputs))
     started = time.monotonic()

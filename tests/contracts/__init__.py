@@ -1,0 +1,1 @@
+"""Contracts run against more than one implementation (in-memory fakes and the real broker)."""
