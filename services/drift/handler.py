@@ -19,12 +19,16 @@ Each detection becomes one :class:`~schemas.alerts.DriftAlert` on the alerts top
 target; ``stream_position`` is the number of observations the firing monitor had seen and
 ``event_time`` the event time of the last one. A message that does not decode raises
 :class:`~services.common.dead_letters.DeadLetter`; messages of other topics are ignored.
+
+A message's alerts are sent once its monitors are updated. While the producer's queue is full
+the unsent ones wait and :class:`~services.common.failures.Retriable` is raised; the loop calls
+again with the same message, which then only sends what waits (monitors see a message once).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
@@ -37,7 +41,7 @@ from schemas.codec import ContractError, decode, encode
 from schemas.features import FeatureVector
 from schemas.predictions import Outcome
 from schemas.spec import PipelineSpec
-from services.common.dead_letters import DeadLetter
+from services.common.failures import BrokenInvariant, DeadLetter, Retriable
 from services.drift.covariate import CovariateMonitor
 from services.drift.detectors import ErrorStreamMonitor
 from services.drift.outcomes import OutcomeShifts
@@ -108,9 +112,23 @@ class DriftHandler:
         self.shifts = OutcomeShifts(spec)
         self.concept_monitors: dict[str, ErrorStreamMonitor] = {}
         """Concept-drift monitors by model (champion and challengers)."""
+        self._unsent: deque[DriftAlert] = deque()
+        """Alerts of the message ``_unsent_of`` not sent yet."""
+        self._unsent_of: tuple[str | None, int | None, int | None] | None = None
 
     def handle(self, message: Message) -> None:
-        """Dispatch one consumed message by topic."""
+        """Dispatch one consumed message by topic; send the alerts it raised.
+
+        Raises :class:`Retriable` while the producer cannot take an alert (the same message must
+        come again), :class:`BrokenInvariant` if another message comes first.
+        """
+        where = (message.topic(), message.partition(), message.offset())
+        if self._unsent:
+            if where != self._unsent_of:
+                raise BrokenInvariant(f"alerts of {self._unsent_of} unsent while {where} came "
+                                      f"(a retried message must come again)")
+            self._send()
+            return
         topic = message.topic()
         try:
             if topic == self._features_topic:
@@ -119,6 +137,8 @@ class DriftHandler:
                 self._on_outcome(decode(Outcome, message.value()))
         except ContractError as error:
             raise DeadLetter.from_contract_error(error) from error
+        self._unsent_of = where
+        self._send()
 
     def on_idle(self) -> None:
         """Nothing to do on time alone."""
@@ -193,5 +213,17 @@ class DriftHandler:
             model=model, statistic=statistic, threshold=threshold, stream_position=position,
             event_time=event_time, detected_at=self._clock(),
         )
-        self._producer.produce(self._alerts_topic, value=encode(alert), key=target.encode())
-        self._metrics.alerts(kind=kind, detector=detector).inc()
+        self._unsent.append(alert)
+
+    def _send(self) -> None:
+        """Hand the waiting alerts to the producer, in order; count each one taken."""
+        while self._unsent:
+            alert = self._unsent[0]
+            try:
+                self._producer.produce(self._alerts_topic, value=encode(alert),
+                                       key=alert.target.encode())
+            except BufferError as error:
+                raise Retriable(f"the producer's queue is full, {len(self._unsent)} drift "
+                                f"alert(s) wait: {error}") from error
+            self._unsent.popleft()
+            self._metrics.alerts(kind=alert.kind, detector=alert.detector).inc()
