@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from confluent_kafka import Message
+
 from services.cli import stack
 from services.common.kafka import ensure_topics
 from services.common.settings import KafkaSettings
+from tests.integration.conftest import read_topic, topic_size
 
 
 @dataclass(frozen=True)
@@ -46,3 +50,26 @@ def consumers_running(
         yield RunningStack(prefix, home, env)
     finally:
         stack.down(home)
+
+
+def ids_in(
+    kafka: KafkaSettings, topic: str, event_id_of: Callable[[bytes | None], str], rows: int,
+    timeout: float = 150, on_complete: Callable[[], object] = lambda: None,
+) -> tuple[Counter[str], int]:
+    """How often each event id occurs in ``topic`` (read until ``rows`` distinct ids, calling
+    ``on_complete`` then, or until ``timeout``) and how many committed records it holds."""
+    seen: Counter[str] = Counter()
+    decoded = 0
+
+    def complete(messages: list[Message]) -> bool:
+        nonlocal decoded
+        for message in messages[decoded:]:
+            seen[event_id_of(message.value())] += 1
+        decoded = len(messages)
+        if len(seen) >= rows:
+            on_complete()
+            return True
+        return False
+
+    read_topic(kafka, topic, complete, timeout=timeout)
+    return seen, topic_size(kafka, topic)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import TopicPartition
 
 from schemas.codec import decode
 from schemas.events import Event
@@ -35,8 +35,8 @@ from services.cli.local_kafka import BrokerPaths, LocalBroker
 from services.cli.local_kafka.process import alive
 from services.common.kafka import make_consumer
 from services.common.settings import KafkaSettings
-from tests.chaos.stack import RunningStack, consumers_running
-from tests.integration.conftest import REPO, read_topic, topic_size, wait_for
+from tests.chaos.stack import RunningStack, consumers_running, ids_in
+from tests.integration.conftest import REPO, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -120,27 +120,6 @@ def take_down(broker: LocalBroker, how: signal.Signals) -> float:
     return time.monotonic() - sent
 
 
-def ids_in(kafka: KafkaSettings, topic: str, event_id_of: Callable[[bytes | None], str],
-           on_complete: Callable[[], object] = lambda: None) -> tuple[Counter[str], int]:
-    """How often each event id occurs in ``topic`` (read until ``ROWS`` distinct ids, calling
-    ``on_complete`` then) and how many committed records the topic holds."""
-    seen: Counter[str] = Counter()
-    decoded = 0
-
-    def complete(messages: list[Message]) -> bool:
-        nonlocal decoded
-        for message in messages[decoded:]:
-            seen[event_id_of(message.value())] += 1
-        decoded = len(messages)
-        if len(seen) >= ROWS:
-            on_complete()
-            return True
-        return False
-
-    read_topic(kafka, topic, complete, timeout=150)
-    return seen, topic_size(kafka, topic)
-
-
 def check_exactly_once(name: str, ids: Counter[str], size: int) -> list[str]:
     """Print the counts of one topic; the problems found (missing or doubled records)."""
     doubled = sum(n - 1 for n in ids.values())
@@ -205,11 +184,13 @@ def test_broker_restart_mid_stream_loses_nothing_and_services_reconnect(
     def mark(topic: str) -> Callable[[], object]:
         return lambda: caught_up.setdefault(topic, time.monotonic() - back_at)
 
-    events = ids_in(kafka, events_topic, lambda raw: decode(Event, raw).event_id)
+    events = ids_in(kafka, events_topic, lambda raw: decode(Event, raw).event_id, ROWS)
     predictions = ids_in(kafka, f"{pipeline.prefix}predictions",
-                         lambda raw: decode(Prediction, raw).event_id, mark("predictions"))
+                         lambda raw: decode(Prediction, raw).event_id, ROWS,
+                         on_complete=mark("predictions"))
     outcomes = ids_in(kafka, f"{pipeline.prefix}outcomes",
-                      lambda raw: decode(Outcome, raw).event_id, mark("outcomes"))
+                      lambda raw: decode(Outcome, raw).event_id, ROWS,
+                      on_complete=mark("outcomes"))
     wait_for(lambda: lag_drains(pipeline, "drift") and lag_drains(pipeline, "metrics-sink"),
              timeout=120, what="drift and metrics-sink to catch up after the broker restart")
     caught_up["drift and metrics-sink lag 0"] = time.monotonic() - back_at

@@ -23,7 +23,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,8 +43,8 @@ from services.common.settings import KafkaSettings, Settings
 from services.common.topic_admin import existing_topics
 from services.features.topology import home_partition
 from services.producer.client import EventClient
-from tests.chaos.stack import consumers_running
-from tests.integration.conftest import REPO, read_topic, topic_size, wait_for
+from tests.chaos.stack import consumers_running, ids_in
+from tests.integration.conftest import REPO, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -246,7 +246,8 @@ def test_the_pipeline_on_its_own_topics_survives_a_leader_kill(
               f"{(output.strip().splitlines() or ['(no output)'])[-1]}")
         assert publisher.returncode == 0, f"the replay lost events:\n{output[-3000:]}"
 
-        counted = {name: _ids_in(kafka, f"{pipeline.prefix}{name}", decoder)
+        counted = {name: ids_in(kafka, f"{pipeline.prefix}{name}", decoder, ROWS,
+                                  timeout=180)
                    for name, decoder in (("events", _event_of), ("predictions", _prediction_of),
                                          ("outcomes", _outcome_of))}
         leaders_after = _leaders(kafka, events)
@@ -314,19 +315,3 @@ def _outcome_of(raw: bytes | None) -> str:
     return decode(Outcome, raw).event_id
 
 
-def _ids_in(kafka: KafkaSettings, topic: str,
-            event_id_of: Callable[[bytes | None], str]) -> tuple[Counter[str], int]:
-    """How often each event id occurs in ``topic`` (read until ``ROWS`` distinct ids or the
-    deadline) and how many committed records it holds."""
-    seen: Counter[str] = Counter()
-    decoded = 0
-
-    def complete(messages: list[Message]) -> bool:
-        nonlocal decoded
-        for message in messages[decoded:]:
-            seen[event_id_of(message.value())] += 1
-        decoded = len(messages)
-        return len(seen) >= ROWS
-
-    read_topic(kafka, topic, complete, timeout=180)
-    return seen, topic_size(kafka, topic)
