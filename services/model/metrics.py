@@ -32,6 +32,16 @@ class ModelMetrics:
             "Feature vectors for an event already predicted (redelivery); not predicted again.",
             registry=registry,
         )
+        self.features_held = Counter(
+            "streamml_model_features_held_total",
+            "Feature vectors held back until the labels before them in time were read.",
+            registry=registry,
+        )
+        self.features_unaligned = Counter(
+            "streamml_model_features_unaligned_total",
+            "Held feature vectors let through after the wait for a stalled labels partition.",
+            registry=registry,
+        )
         self.pending = Gauge(
             "streamml_model_pending_events", "Events waiting for their label.", registry=registry,
         )

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from typing import cast
+
+from confluent_kafka import Consumer
 
 from schemas.spec import load_spec
 from schemas.topics import TopicName
 from services.common.consumer_service import connect, serve
 from services.common.runtime import StopSignal, configure_logging
+from services.model.alignment import AlignedConsumer
 from services.model.checkpoint import (
     TRANSACTION_TIMEOUT_MS,
     TransactionalCheckpointer,
@@ -66,6 +71,14 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
     offsets = start_offsets(plumbing.consumer, plumbing.producer,
                             [settings.topic(name) for name in inputs],
                             chain[-1].offsets if chain else None)
+    # Feature vectors wait for the labels fetched before them in time: the order of learning and
+    # predicting then follows timestamps, not how a fetch interleaves the topics.
+    aligned = AlignedConsumer(
+        plumbing.consumer, topics.features, topics.labels, start=offsets,
+        max_wait=settings.model.label_wait_seconds, on_forced=metrics.features_unaligned.inc,
+        on_held=metrics.features_held.inc,
+    )
+    plumbing = replace(plumbing, consumer=cast(Consumer, aligned))
 
     checkpointer = TransactionalCheckpointer(
         plumbing.producer, plumbing.consumer, settings.topic("model-snapshots"), learner_id,

@@ -28,6 +28,9 @@ class ModelOptions(BaseModel):
     size (a restore reads at most 1 + budget times the state)."""
     label_hold_seconds: float = Field(default=30.0, gt=0)
     """With no feature vector for this long, labels are learned by wall-clock stream time."""
+    label_wait_seconds: float = Field(default=10.0, gt=0)
+    """A feature vector held back for labels fetched but not yet read before it in time
+    (:mod:`services.model.alignment`) goes on after this long without a label read."""
 
 
 class ModelSettings(Settings):

@@ -1,0 +1,275 @@
+"""Time-aligned input for the model service: a feature vector is handed on only once the labels
+that precede it in time have been read.
+
+The handler learns a label before the first feature vector whose ``event_time`` is later than
+the label's ``label_time`` (:mod:`services.model.handler`), but it can only learn labels it has
+read. Kafka keeps order within a partition, not across the ``features`` and ``labels`` topics:
+when the consumer has a backlog (a restart, or simply a model that fell behind), one fetch brings
+a run of feature vectors and the labels of the same moment, and hands them out partition by
+partition. Feature vectors read before the labels that precede them were then predicted by a
+model short of those labels, and the prediction depended on how a fetch happened to interleave
+the topics: not River's ``progressive_val_score``, and not what a restored model repeats.
+
+:class:`AlignedConsumer` wraps the service's consumer and holds a feature vector back while some
+labels partition may still hold a label earlier than it: that partition's newest label read is
+older than the vector's ``event_time``, and the partition has messages on the broker not read yet
+(its position is below the high watermark of the latest fetch). While a vector is held, every
+later one is held behind it and the ``features`` partitions are paused; labels (and every other
+topic) go through. A held message has not been handed to the service, so the positions the
+wrapper reports (what a checkpoint records) stop at it: a crash reads it again.
+
+A label still in its producer's queue when the feature vector was fetched cannot be waited for
+(that is the label arriving late, which no reader can tell from a label never sent), and a
+labels partition that stops making progress (a label reader would otherwise wait forever, e.g.
+behind a transaction marker it cannot read past) is waited for at most ``max_wait`` seconds
+from the hold or from the last label read, whichever is later.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+from confluent_kafka import Message, TopicPartition
+
+log = logging.getLogger(__name__)
+
+OFFSET_INVALID = -1001
+
+
+_Callback = Callable[[Any, list[TopicPartition]], None]
+
+
+class _Consumer(Protocol):
+    def poll(self, timeout: float) -> Message | None: ...
+
+    def assignment(self) -> list[TopicPartition]: ...
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]: ...
+
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float = ...,
+                              cached: bool = False) -> tuple[int, int]: ...
+
+    def pause(self, partitions: list[TopicPartition]) -> None: ...
+
+    def resume(self, partitions: list[TopicPartition]) -> None: ...
+
+    def seek(self, partition: TopicPartition) -> None: ...
+
+    def subscribe(self, topics: list[str], on_assign: _Callback | None = None,
+                  on_revoke: _Callback | None = None, on_lost: _Callback | None = None) -> None: ...
+
+
+def peek_time(raw: bytes | None, field: str) -> float | None:
+    """The timestamp in ``field`` of a JSON message, as the handler will read it; None if the
+    message has none (the handler then rejects it)."""
+    try:
+        value = orjson.loads(raw or b"")[field]
+        return datetime.fromisoformat(value).timestamp()
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
+@dataclass
+class _Held:
+    message: Message
+    event_time: float
+
+
+class AlignedConsumer:
+    """A consumer whose :meth:`poll` hands out a ``features`` message only once every assigned
+    ``labels`` partition has been read up to its ``event_time`` or has nothing more fetched.
+
+    ``start`` gives, for every input partition (``"topic:partition"``), the offset the service
+    starts reading from (where its restored state stands), for partitions nothing has been read
+    from yet. Every other method is the wrapped consumer's.
+    """
+
+    def __init__(
+        self,
+        consumer: _Consumer,
+        features_topic: str,
+        labels_topic: str,
+        start: Mapping[str, int] | None = None,
+        max_wait: float = 10.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_forced: Callable[[], None] = lambda: None,
+        on_held: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._consumer = consumer
+        self._features = features_topic
+        self._labels = labels_topic
+        self._start = dict(start or {})
+        self._max_wait = max_wait
+        self._monotonic = monotonic
+        self._on_forced = on_forced
+        self._on_held = on_held
+        self._held: deque[_Held] = deque()
+        self._held_since = 0.0
+        self._last_label_at = 0.0
+        self._paused: list[TopicPartition] = []
+        self._newest_label: dict[int, float] = {}  # labels partition -> newest label_time read
+        self._next_label: dict[int, int] = {}  # labels partition -> next offset to read
+        self.held_total = 0
+        self.forced = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def poll(self, timeout: float | None = None) -> Message | None:
+        """The next message in time order (see the module); None when nothing is ready within
+        ``timeout`` seconds."""
+        wait = -1.0 if timeout is None else timeout
+        deadline = None if wait < 0 else self._monotonic() + wait
+        while True:
+            if self._held and self._ready(self._held[0].event_time):
+                return self._release()
+            remaining = -1.0 if deadline is None else max(0.0, deadline - self._monotonic())
+            if self._held:
+                # Come back in time to give up waiting on a labels partition that stalled.
+                give_up = max(self._held_since, self._last_label_at) + self._max_wait
+                remaining = min(remaining if remaining >= 0 else give_up,
+                                max(0.0, give_up - self._monotonic()))
+            message = self._consumer.poll(remaining)
+            if message is None:
+                if self._held and self._stalled():
+                    self.forced += 1
+                    self._on_forced()
+                    log.warning("features held %.1fs for labels partitions that made no progress;"
+                                " going on without them", self._monotonic() - self._held_since)
+                    return self._release()
+                if deadline is not None and self._monotonic() >= deadline:
+                    return None
+                continue
+            if message.error() is not None:
+                return message
+            topic = message.topic()
+            if topic == self._labels:
+                self._read_label(message)
+                return message
+            if topic != self._features:
+                return message
+            event_time = peek_time(message.value(), "event_time")
+            if event_time is None or (not self._held and self._ready(event_time)):
+                return message
+            self._hold(message, event_time)
+
+    def _read_label(self, message: Message) -> None:
+        partition = message.partition() or 0
+        self._next_label[partition] = (message.offset() or 0) + 1
+        self._last_label_at = self._monotonic()
+        label_time = peek_time(message.value(), "label_time")
+        if label_time is not None and label_time > self._newest_label.get(partition, -1.0):
+            self._newest_label[partition] = label_time
+
+    def _ready(self, event_time: float) -> bool:
+        """Whether every assigned labels partition has been read up to ``event_time``: its newest
+        label is not earlier, or nothing more was fetched from it."""
+        for assigned in self._consumer.assignment():
+            if assigned.topic != self._labels:
+                continue
+            partition = assigned.partition
+            if self._newest_label.get(partition, -1.0) >= event_time:
+                continue
+            if not self._caught_up(assigned):
+                return False
+        return True
+
+    def _caught_up(self, partition: TopicPartition) -> bool:
+        marks: tuple[int, int] | None = self._consumer.get_watermark_offsets(partition,
+                                                                             cached=True)
+        if marks is None or marks[1] < 0:
+            return False  # nothing fetched yet: unknown
+        following = self._next_label.get(partition.partition)
+        if following is None:
+            following = self._start.get(f"{partition.topic}:{partition.partition}",
+                                        OFFSET_INVALID)
+        return following >= marks[1]
+
+    def _stalled(self) -> bool:
+        return (self._monotonic() - max(self._held_since, self._last_label_at)
+                >= self._max_wait)
+
+    def _hold(self, message: Message, event_time: float) -> None:
+        if not self._held:
+            self._held_since = self._monotonic()
+            self._paused = [tp for tp in self._consumer.assignment()
+                            if tp.topic == self._features]
+            if self._paused:
+                self._consumer.pause(self._paused)
+        self._held.append(_Held(message, event_time))
+        self.held_total += 1
+        self._on_held()
+
+    def _release(self) -> Message:
+        held = self._held.popleft()
+        if not self._held:
+            self._resume()
+        return held.message
+
+    def _resume(self) -> None:
+        if self._paused:
+            self._consumer.resume(self._paused)
+            self._paused = []
+
+    # -- positions, seeks and rebalances -----------------------------------------------------
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The consumer's positions, except that a partition with messages held back stands at
+        the first of them (it has not been handed on)."""
+        first: dict[tuple[str, int], int] = {}
+        for held in self._held:
+            key = (held.message.topic() or "", held.message.partition() or 0)
+            first.setdefault(key, held.message.offset() or 0)
+        positions = self._consumer.position(partitions)
+        return [TopicPartition(tp.topic, tp.partition, first[(tp.topic, tp.partition)])
+                if (tp.topic, tp.partition) in first else tp for tp in positions]
+
+    def seek(self, partition: TopicPartition) -> None:
+        """Seek, forgetting the messages held from that partition at or after the offset."""
+        self._drop(lambda held: held.message.topic() == partition.topic
+                   and held.message.partition() == partition.partition
+                   and (held.message.offset() or 0) >= partition.offset)
+        if partition.topic == self._labels:
+            self._next_label.pop(partition.partition, None)
+            self._start[f"{partition.topic}:{partition.partition}"] = partition.offset
+        self._consumer.seek(partition)
+
+    def subscribe(self, topics: list[str], on_assign: _Callback | None = None,
+                  on_revoke: _Callback | None = None, on_lost: _Callback | None = None) -> None:
+        """Subscribe; partitions taken away lose what was held from them (a lost assignment
+        with no ``on_lost`` goes to ``on_revoke``, as with the consumer itself)."""
+        callbacks: dict[str, _Callback] = {"on_revoke": self._revoking(on_revoke)}
+        if on_assign is not None:
+            callbacks["on_assign"] = on_assign
+        if on_lost is not None:
+            callbacks["on_lost"] = self._revoking(on_lost)
+        self._consumer.subscribe(topics, **callbacks)
+
+    def _revoking(self, given: _Callback | None) -> _Callback:
+        def revoked(consumer: Any, partitions: list[TopicPartition]) -> None:
+            if given is not None:
+                given(consumer, partitions)  # commits with the held messages still excluded
+            gone = {(tp.topic, tp.partition) for tp in partitions}
+            self._paused = [tp for tp in self._paused if (tp.topic, tp.partition) not in gone]
+            self._drop(lambda held: (held.message.topic(), held.message.partition()) in gone)
+            for tp in partitions:
+                if tp.topic == self._labels:
+                    self._next_label.pop(tp.partition, None)
+                    self._newest_label.pop(tp.partition, None)
+
+        return revoked
+
+    def _drop(self, which: Callable[[_Held], bool]) -> None:
+        if self._held:
+            self._held = deque(held for held in self._held if not which(held))
+            if not self._held:
+                self._resume()
