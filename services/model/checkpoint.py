@@ -76,7 +76,8 @@ def check_compatible(recorded: dict[str, str], current: dict[str, str]) -> None:
             "refusing to load a model snapshot written by other library versions: "
             + "; ".join(problems)
             + ". Run with the versions it was written with, or start fresh under a new "
-            "STREAMML_TOPIC_PREFIX (or delete the snapshot key from model-snapshots)."
+            "STREAMML_TOPIC_PREFIX (or delete the snapshot key from model-snapshots and the "
+            "model group's committed offsets: a group with offsets and no checkpoint is refused)."
         )
 
 

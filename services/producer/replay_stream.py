@@ -206,7 +206,7 @@ def replay_file(
     converter = RowConverter(spec, str(path))
     rows = read_rows(path, converter.required_columns())
     wait_for_broker(settings.kafka, timeout=15)
-    ensure_topics(settings.kafka, settings.topic_prefix)
+    ensure_topics(settings.kafka, settings.topic_prefix, topics=settings.topics)
     client = EventClient.connect(settings, spec.entity_keys[0])
     shown = 0
 
