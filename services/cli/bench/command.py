@@ -13,7 +13,15 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from services.cli.bench.peer_venv import (
+    QUIXSTREAMS_VERSION,
+    PeerVenv,
+    ensure_peer_venv,
+    requirements,
+)
+
 if TYPE_CHECKING:
+    from schemas.spec import PipelineSpec
     from services.cli.bench.workload import Workload
     from services.common.settings import KafkaSettings
 
@@ -47,6 +55,17 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="py-spy recording length (default 20; 6 with --quick; 0: none)")
     parser.add_argument("--in-process-only", action="store_true",
                         help="only River in process: no broker, no services")
+    parser.add_argument("--drain-only", action="store_true",
+                        help="River in process, the peers and the pipeline's drain; no rate "
+                             "search, latency runs or profile")
+    parser.add_argument("--drain-events", type=int, default=None, metavar="N",
+                        help="events the peers and the pipeline drain (default: as many as "
+                             "the in-process passes)")
+    parser.add_argument("--no-peers", action="store_true",
+                        help="skip the peers (plain confluent-kafka loop, quixstreams)")
+    parser.add_argument("--quixstreams", default=QUIXSTREAMS_VERSION, metavar="VERSION",
+                        help="quixstreams release installed in the peers' virtualenv "
+                             "(<home>/bench-peers-venv; default %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("bench"), metavar="DIR",
                         help="where results go (default: bench/)")
     parser.add_argument("--keep-topics", action="store_true",
@@ -57,7 +76,7 @@ def run_bench(args: argparse.Namespace, home: Path) -> int:
     """Run the benchmark the parsed ``args`` ask for; print the Markdown report; return 0.
     ``home`` is where the local broker keeps its pid file (``<home>/kafka/broker.pid``)."""
     from schemas.spec import load_spec
-    from services.cli.bench import inprocess, report
+    from services.cli.bench import anchors, inprocess, report
     from services.cli.bench.scrape import load_average
     from services.cli.bench.workload import FileWorkload, workload_for
     from services.common.settings import Settings
@@ -90,16 +109,57 @@ def run_bench(args: argparse.Namespace, home: Path) -> int:
     del prepared
     if not args.in_process_only:
         kafka = Settings().kafka
+        results.update(_anchors(args, spec, workload, kafka, home, events, river_delay))
+    if not args.in_process_only and not args.drain_only:
         results.update(_pipeline(args, args.spec, workload, kafka, home, stamp))
         best = results["pipeline"]["search"]["sustained_max"]
         results["ratio"] = {
             name: (None if best is None else best / results["in_process"][name][
                 "events_per_second"]) for name in ("river", "service_logic")}
+    if "drain" in results:
+        results["anchor_ratios"] = anchors.ratios(results)
     results["load"]["end"] = load_average()
     json_path, md_path = report.write(results, args.out, stamp)
     print(report.render(results))
     print(f"saved {json_path} and {md_path} (and {args.out / 'latest.md'})")
     return 0
+
+
+def _anchors(args: argparse.Namespace, spec: PipelineSpec, workload: Workload,
+             kafka: KafkaSettings, home: Path, events: int, river_delay: int,
+             ) -> dict[str, Any]:
+    """The peers (unless ``--no-peers``) and the pipeline's drain, on the same stream. A
+    measurement that fails is reported with its error, and the run goes on."""
+    from services.cli.bench.drain import measure_drain
+    from services.cli.bench.peers import measure_peers
+    from services.common.kafka import wait_for_broker
+
+    wait_for_broker(kafka, timeout=15)
+    count = args.drain_events or events
+    found: dict[str, Any] = {}
+    if args.no_peers:
+        found["peers_skipped"] = "--no-peers"
+    else:
+        wanted = requirements(args.quixstreams, version("river"))
+        venv_path, venv_log = home / "bench-peers-venv", home / "logs" / "bench-peers-venv.log"
+
+        def venv() -> PeerVenv:
+            if not (venv_path / "bin" / "python").is_file():
+                _say(f"creating the peers' virtualenv {venv_path} ({' '.join(wanted)}) ...")
+            return ensure_peer_venv(venv_path, wanted, venv_log)
+
+        logs = Path(tempfile.mkdtemp(prefix="streamml-bench-peers-"))
+        try:
+            found["peers"] = measure_peers(kafka, spec, workload, count, river_delay, venv,
+                                           logs, uuid.uuid4().hex[:6], args.keep_topics, _say)
+        except Exception as error:  # reported in the table; the pipeline is still measured
+            found["peers_skipped"] = f"failed: {error}"
+    try:
+        found["drain"] = measure_drain(kafka, args.spec, workload, count, args.label_delay,
+                                       uuid.uuid4().hex[:6], args.keep_topics, _say)
+    except Exception as error:
+        found["drain"] = {"error": f"{type(error).__name__}: {error}"}
+    return found
 
 
 def _pipeline(args: argparse.Namespace, spec_arg: str, workload: Workload,

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from services.cli.bench import anchors
+
 SERVICE_ORDER = ("features", "model", "drift", "metrics-sink", "broker")
 
 
@@ -102,6 +104,8 @@ def render(results: dict[str, Any]) -> str:
              number(logic["events_per_second"]), "", load(logic)),
         _row("features + every model in process: accuracy of the champion",
              percent(logic["accuracy"]), "", ""),
+        *anchors.peer_rows(results),
+        *anchors.drain_rows(results),
     ]
     if pipeline:
         best = search.get("sustained_max")
@@ -113,6 +117,7 @@ def render(results: dict[str, Any]) -> str:
             _row("pipeline / River in process", number(ratio.get("river"), 3), "≥ 0.25", ""),
             _row("pipeline / features + every model in process",
                  number(ratio.get("service_logic"), 3), "", ""),
+            *anchors.sustained_rows(results),
         ]
         for run in pipeline.get("latency", []):
             lines += _latency_rows(run)
@@ -142,6 +147,8 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", f"No profile: {profiles['error']}."]
     elif profiles:
         lines += ["", *_profile_section(profiles)]
+    if results.get("peers") or results.get("drain"):
+        lines += ["", anchors.NOTE]
     lines += ["", "Lag is bounded when, over a window, the backlog (events published - "
               "predictions made) ends below max(200, 1 s of the offered rate), each "
               "service's `streamml_consumer_lag_messages` below max(200, 2 s of its rate), "

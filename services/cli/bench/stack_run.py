@@ -50,14 +50,17 @@ class RunningStack:
 
 
 def start_stack(kafka: KafkaSettings, spec: str, prefix: str, home: Path,
-                timeout: float = 180.0) -> RunningStack:
-    """Create the prefix's topics and start the four consumers until all are healthy."""
+                timeout: float = 180.0, extra_env: dict[str, str] | None = None,
+                ) -> RunningStack:
+    """Create the prefix's topics and start the four consumers until all are healthy;
+    ``extra_env`` adds (or overrides) settings of every service."""
     ensure_topics(kafka, prefix)
     offset = free_port_offset()
     env = {"STREAMML_TOPIC_PREFIX": prefix, "STREAMML_SPEC": spec,
            "STREAMML_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
            "STREAMML_LOG_LEVEL": "WARNING",
-           "F_DATADIR": str(home / "faust-{conf.name}")}  # faust's files, out of the repo
+           "F_DATADIR": str(home / "faust-{conf.name}"),  # faust's files, out of the repo
+           **(extra_env or {})}
     plan = stack.plan_stack(home, env, with_producer=False, port_offset=offset)
     stack.up(plan, timeout=timeout)
     return RunningStack(home, prefix, offset)

@@ -12,7 +12,7 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -139,3 +139,51 @@ def next_rate(history: Sequence[tuple[float, bool]], ladder: Sequence[float],
     if len(history) - bracketed - 1 >= refinements or low_fail / best - 1 <= tolerance:
         return None
     return round(math.sqrt(best * low_fail))
+
+
+def drain_rate(times: Sequence[float], low: float = 0.1, high: float = 0.9) -> float:
+    """Events/s over the middle of a drained stream, from the time of each output (seconds,
+    any order): with the times sorted and ``n`` of them, from the output that completes
+    ``low`` of the stream (number ``ceil(low * n)``) to the one that completes ``high`` of it
+    (number ``ceil(high * n)``), the outputs between over the time between. Start-up (group
+    join, models built) and the last stragglers stay out. NaN when fewer than two outputs
+    are in that span or no time passed.
+
+    >>> drain_rate([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 100.0])
+    1.0
+    >>> drain_rate([5.0])
+    nan
+    """
+    ordered = sorted(times)
+    n = len(ordered)
+    first = max(0, math.ceil(low * n) - 1)
+    last = min(n - 1, math.ceil(high * n) - 1)
+    if last <= first or ordered[last] <= ordered[first]:
+        return float("nan")
+    return (last - first) / (ordered[last] - ordered[first])
+
+
+def accuracy(predictions: Mapping[str, Any], labels: Mapping[str, Any]) -> float | None:
+    """Share of the predictions equal to their event's label, over the events that have both a
+    label and a prediction other than None (a model that has learned nothing may say None);
+    None when there are none.
+
+    >>> accuracy({"a": True, "b": False, "c": None, "d": True}, {"a": True, "b": True, "c": True})
+    0.5
+    """
+    judged = [(value, labels[key]) for key, value in predictions.items()
+              if value is not None and key in labels]
+    if not judged:
+        return None
+    return sum(1 for value, label in judged if value == label) / len(judged)
+
+
+def ratio(part: float | None, whole: float | None) -> float | None:
+    """``part / whole``, or None when either is missing, NaN or the whole is not positive.
+
+    >>> ratio(2516.0, 73886.0) is not None, ratio(None, 1.0), ratio(1.0, 0.0)
+    (True, None, None)
+    """
+    if part is None or whole is None or part != part or whole != whole or whole <= 0:
+        return None
+    return part / whole
