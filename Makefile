@@ -39,7 +39,7 @@ unit: install ## Only the unit tests (no broker)
 	@$(BIN)/pytest tests/unit
 
 lint: install ## ruff
-	@$(BIN)/ruff check schemas services tests
+	@$(BIN)/ruff check schemas services tests scripts
 
 typecheck: install ## mypy --strict
 	@$(BIN)/mypy

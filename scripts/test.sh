@@ -9,7 +9,7 @@ scripts/install.sh
 VENV=.venv
 
 echo "== ruff"
-"$VENV/bin/ruff" check schemas services tests
+"$VENV/bin/ruff" check schemas services tests scripts
 echo "== mypy"
 "$VENV/bin/mypy"
 echo "== schemas up to date"
