@@ -1,11 +1,13 @@
 """The loop that hands fetched records to the streams: faust's, with three changes.
 
 1. **Records of a stream partition are handed over in offset order, each once, from the position
-   the partition was sent to** (:class:`~services.features.offsets.ProcessedOffsets`): a record
-   below the next expected offset was handed over already and is dropped; a record above it is
-   a jump. faust trusts its own last-seen offset, which a recovery resets to the committed offset
-   (or to nothing, when none is committed) while records fetched before are still being
-   delivered: after a SIGKILL and restart, blocks of records were dropped that way.
+   the partition was sent to** (:class:`~services.features.offsets.ProcessedOffsets`): none
+   before the streams resume (faust fetches stream partitions while it recovers tables, and then
+   seeks them back); a record below the next expected offset was handed over already and is
+   dropped; a record above it is a jump. faust trusts its own last-seen offset, which a recovery
+   resets to the committed offset (or to nothing, when none is committed) while records fetched
+   before are still being delivered: after a SIGKILL and restart, blocks of records were dropped
+   that way.
 2. **A jump is read again before it is trusted.** faust assumes that offsets it never saw between
    two records hold nothing (transaction markers, compacted records) and commits past them. Here
    a jump first sends the partition back to the expected offset (a seek run on the client's own
@@ -86,12 +88,15 @@ async def drain_messages(consumer: Any, fetcher: Any) -> None:
 
     ``consumer`` is the faust consumer, with ``processed`` (the worker's
     :class:`~services.features.offsets.ProcessedOffsets`); ``fetcher`` the service whose stop
-    ends the loop. Partitions ``processed`` does not track (changelogs) are read as faust does.
+    ends the loop. A stream partition's records are handed over only once ``processed`` tracks
+    it (it was sent to its read position when the streams resumed); other partitions
+    (changelogs) are read as faust reads them.
     """
     callback = consumer.callback
     getmany = consumer.getmany
     read_offset = consumer._read_offset
     offsets = consumer.processed
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
     flow_control = consumer.app.flow_control
     suspend_flow = consumer.suspend_flow
     jumps = JumpCheck()
@@ -111,6 +116,8 @@ async def drain_messages(consumer: Any, fetcher: Any) -> None:
                     since_yield = 0
                 offset = message.offset
                 expected = offsets.expected(tp)
+                if expected is None and acks_enabled_for(message.topic):
+                    continue  # not sent to its read position yet (a recovery is under way)
                 if expected is None:
                     last = read_offset[tp]
                     if last is not None and offset < last:

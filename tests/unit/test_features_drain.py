@@ -132,7 +132,8 @@ class _Consumer:
         self.suspend_flow = _Event()
         self.diag = _Diag()
         self.log = logging.getLogger("test")
-        self.app = types.SimpleNamespace(flow_control=_Flow())
+        self.app = types.SimpleNamespace(flow_control=_Flow(), topics=types.SimpleNamespace(
+            acks_enabled_for=lambda topic: topic != "changelog"))
         self.transport = types.SimpleNamespace(app=types.SimpleNamespace(should_stop=True))
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[str, _Record]]:
@@ -182,3 +183,9 @@ def test_partitions_not_tracked_are_read_as_faust_reads_them() -> None:
     consumer = drained([[("changelog", 3), ("changelog", 7)]])
     assert consumer.delivered == [("changelog", 3), ("changelog", 7)]
     assert consumer.seeks == []
+
+
+def test_a_stream_partition_is_not_read_before_it_is_sent_to_its_position() -> None:
+    # p1 is assigned but recovery has not sent it to its committed offset yet
+    consumer = drained([[("p1", 500), ("p1", 501), ("p0", 10)]])
+    assert consumer.delivered == [("p0", 10)]
