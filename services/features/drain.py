@@ -13,7 +13,13 @@
    a jump first sends the partition back to the expected offset (a seek run on the client's own
    thread) and drops the rest of the fetched batch for it; only if the same jump comes back are
    the offsets in between empty.
-3. **A record is handed over directly while the flow is active.** faust waits for each one with
+3. **A partition that has records past the expected offset but delivers none is read again.**
+   A seek can be overtaken on the client's thread by a batch handed over at the same moment,
+   which leaves the fetch position past records that never reached the streams; a later record
+   would reveal the jump, but at the end of a stream none comes (seen after a SIGKILL and
+   restart: every partition stuck at its committed offset). A partition whose high watermark
+   is past the expected offset and that delivered nothing for :data:`STALL_SECONDS` is sent back.
+4. **A record is handed over directly while the flow is active.** faust waits for each one with
    ``wait_first(callback(record), suspend_flow.wait())``, which wraps both, and the service's
    stop and crash events, in four tasks: a fifth of the worker's time. A rebalance stops the
    flow first, and a record delivered after a rebalance carries the old generation and is
@@ -23,6 +29,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable, Hashable, Iterable
 from enum import Enum
 from typing import Any
 
@@ -68,6 +76,56 @@ class JumpCheck:
         return Verdict.REREAD
 
 
+STALL_SECONDS = 2.0
+"""How long an active partition with records past its expected offset may deliver nothing."""
+CHECK_EVERY_SECONDS = 0.5
+
+
+class StallCheck:
+    """Partitions with a backlog on the broker that deliver nothing for ``after`` seconds."""
+
+    def __init__(self, after: float = STALL_SECONDS) -> None:
+        self._after = after
+        self._since: dict[Hashable, float] = {}
+
+    def progressed(self, tp: Hashable, now: float) -> None:
+        """``tp`` handed a record over at ``now``."""
+        if tp in self._since:
+            self._since[tp] = now
+
+    def stalled(self, backlogged: Iterable[Hashable], now: float) -> list[Hashable]:
+        """Of the partitions that have records past their expected offset (``backlogged``),
+        those that delivered nothing for ``after`` seconds; their clocks restart."""
+        waiting = set(backlogged)
+        for tp in [tp for tp in self._since if tp not in waiting]:
+            del self._since[tp]
+        stuck = []
+        for tp in waiting:
+            since = self._since.setdefault(tp, now)
+            if now - since >= self._after:
+                stuck.append(tp)
+                self._since[tp] = now
+        return stuck
+
+
+def backlogged(consumer: Any, tps: Iterable[Any]) -> list[Any]:
+    """Active partitions among ``tps`` whose high watermark is past their expected offset."""
+    active = consumer._active_partitions or ()
+    offsets = consumer.processed
+    found = []
+    for tp in tps:
+        if tp not in active:
+            continue  # paused (recovery, back-pressure): not expected to deliver
+        try:
+            highwater = consumer.highwater(tp)
+        except (IllegalStateError, AssertionError):  # revoked meanwhile: its next owner reads it
+            continue
+        expected = offsets.expected(tp)
+        if highwater is not None and expected is not None and highwater > expected:
+            found.append(tp)
+    return found
+
+
 async def read_again(consumer: Any, tp: Any, offset: int) -> None:
     """Move ``tp``'s fetch position back to ``offset``, on the thread that owns the client.
 
@@ -83,7 +141,9 @@ async def read_again(consumer: Any, tp: Any, offset: int) -> None:
         consumer.log.info("%s was revoked before it could be read again", tp)
 
 
-async def drain_messages(consumer: Any, fetcher: Any) -> None:
+async def drain_messages(
+    consumer: Any, fetcher: Any, monotonic: Callable[[], float] = time.monotonic,
+) -> None:
     """faust's ``Consumer._drain_messages`` (faust-streaming 0.11 to 0.15) with the changes above.
 
     ``consumer`` is the faust consumer, with ``processed`` (the worker's
@@ -100,6 +160,8 @@ async def drain_messages(consumer: Any, fetcher: Any) -> None:
     flow_control = consumer.app.flow_control
     suspend_flow = consumer.suspend_flow
     jumps = JumpCheck()
+    stalls = StallCheck()
+    checked_at = monotonic()
     since_yield = 0
     try:
         while not (consumer._stopped.is_set() or fetcher._stopped.is_set()):
@@ -109,6 +171,14 @@ async def drain_messages(consumer: Any, fetcher: Any) -> None:
             if consumer.should_stop:
                 continue
             jumps.new_batch()
+            now = monotonic()
+            if now - checked_at >= CHECK_EVERY_SECONDS:
+                checked_at = now
+                for tp in stalls.stalled(backlogged(consumer, offsets.partitions()), now):
+                    expected = offsets.expected(tp)
+                    consumer.log.warning("%s has records from %s on but delivered none for "
+                                         "%.0fs: reading them again", tp, expected, STALL_SECONDS)
+                    await read_again(consumer, tp, expected)
             async for tp, message in batch:
                 since_yield += 1
                 if since_yield > 100:
@@ -135,6 +205,7 @@ async def drain_messages(consumer: Any, fetcher: Any) -> None:
                     await read_again(consumer, tp, expected)
                     continue
                 offsets.handed_over(tp, offset)
+                stalls.progressed(tp, now)
                 if not suspend_flow.is_set() and flow_control.is_active():
                     await callback(message)
                 else:

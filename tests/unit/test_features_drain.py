@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from aiokafka.errors import IllegalStateError
 
-from services.features.drain import JumpCheck, Verdict, drain_messages, read_again
+from services.features.drain import JumpCheck, StallCheck, Verdict, drain_messages, read_again
 from services.features.offsets import ProcessedOffsets
 
 
@@ -135,6 +135,11 @@ class _Consumer:
         self.app = types.SimpleNamespace(flow_control=_Flow(), topics=types.SimpleNamespace(
             acks_enabled_for=lambda topic: topic != "changelog"))
         self.transport = types.SimpleNamespace(app=types.SimpleNamespace(should_stop=True))
+        self._active_partitions = {"p0", "p1"}
+        self.highwaters: dict[str, int] = {}
+
+    def highwater(self, tp: str) -> int | None:
+        return self.highwaters.get(tp)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[str, _Record]]:
         if not self.batches:
@@ -153,11 +158,17 @@ class _Consumer:
         self.seeks.append(partitions)
 
 
-def drained(batches: list[list[tuple[str, int]]], position: int = 10) -> _Consumer:
+def drained(
+    batches: list[list[tuple[str, int]]], position: int = 10,
+    highwaters: dict[str, int] | None = None, seconds_per_batch: float = 0.0,
+) -> _Consumer:
     offsets = ProcessedOffsets()
     offsets.reset("p0", position)
     consumer = _Consumer(batches, offsets)
-    asyncio.run(drain_messages(consumer, types.SimpleNamespace(_stopped=_Event())))
+    consumer.highwaters = highwaters or {}
+    clock = iter(range(10_000))
+    asyncio.run(drain_messages(consumer, types.SimpleNamespace(_stopped=_Event()),
+                               monotonic=lambda: next(clock) * seconds_per_batch))
     return consumer
 
 
@@ -189,3 +200,29 @@ def test_a_stream_partition_is_not_read_before_it_is_sent_to_its_position() -> N
     # p1 is assigned but recovery has not sent it to its committed offset yet
     consumer = drained([[("p1", 500), ("p1", 501), ("p0", 10)]])
     assert consumer.delivered == [("p0", 10)]
+
+
+def test_a_partition_with_records_on_the_broker_that_delivers_none_is_read_again() -> None:
+    # the fetch position was moved past 10..49 by a batch that overtook the seek: nothing comes
+    consumer = drained([[]] * 8, highwaters={"p0": 50}, seconds_per_batch=0.5)
+    assert consumer.seeks and all(seek == {"p0": 10} for seek in consumer.seeks)
+    assert len(consumer.seeks) <= 2  # once per STALL_SECONDS, not at every check
+
+
+def test_a_partition_that_is_caught_up_or_delivering_is_left_alone() -> None:
+    caught_up = drained([[]] * 8, highwaters={"p0": 10}, seconds_per_batch=0.5)
+    assert caught_up.seeks == []
+    delivering = drained([[("p0", 10 + n)] for n in range(8)], highwaters={"p0": 50},
+                         seconds_per_batch=0.5)
+    assert delivering.seeks == []
+
+
+def test_stall_check_restarts_a_partitions_clock_once_it_is_reported_or_caught_up() -> None:
+    stalls = StallCheck(after=2.0)
+    assert stalls.stalled(["p0"], 0.0) == []
+    stalls.progressed("p0", 1.5)
+    assert stalls.stalled(["p0"], 3.0) == []
+    assert stalls.stalled(["p0"], 3.5) == ["p0"]
+    assert stalls.stalled(["p0"], 4.0) == []
+    assert stalls.stalled([], 5.0) == []  # caught up: forgotten
+    assert stalls.stalled(["p0"], 9.0) == []  # a new backlog starts a new clock
