@@ -179,6 +179,7 @@ async def drain_messages(
                     consumer.log.warning("%s has records from %s on but delivered none for "
                                          "%.0fs: reading them again", tp, expected, STALL_SECONDS)
                     await read_again(consumer, tp, expected)
+            delivered = set()
             async for tp, message in batch:
                 since_yield += 1
                 if since_yield > 100:
@@ -205,12 +206,16 @@ async def drain_messages(
                     await read_again(consumer, tp, expected)
                     continue
                 offsets.handed_over(tp, offset)
-                stalls.progressed(tp, now)
+                delivered.add(tp)
                 if not suspend_flow.is_set() and flow_control.is_active():
                     await callback(message)
                 else:
                     await consumer.wait_first(callback(message), suspend_flow.wait())
                 read_offset[tp] = offset
+            if delivered:  # after the batch: handing it over may have waited on the streams
+                finished_at = monotonic()
+                for tp in delivered:
+                    stalls.progressed(tp, finished_at)
             consumer.diag.unset_flag(CONSUMER_FETCHING)
     except consumer.consumer_stopped_errors:
         if consumer.transport.app.should_stop:
