@@ -8,9 +8,7 @@ deadline (``event_time + window``). So the order of learning is fixed by timesta
 the ``features`` and ``labels`` topics happen to interleave on arrival: a replay whose label *j*
 follows event *j + N* (``streamml replay --label-delay N``) learns exactly as River's
 ``progressive_val_score(delay=N + 1)`` does, and a restored checkpoint replays to the same models.
-That needs the labels earlier than a vector to be read before it, which Kafka does not promise
-across topics: the service's consumer holds a vector back until they are
-(:mod:`services.model.alignment`).
+Labels earlier than a vector must be read before it; :mod:`services.model.alignment` sees to it.
 
 When no feature vector has arrived for ``label_hold_seconds``, stream time is the newest time
 seen advanced by wall-clock time, so a quiet stream still learns its last labels and closes its

@@ -287,20 +287,20 @@ def _replay(env: dict[str, str], spec: Path, log: Path) -> subprocess.Popen[byte
 
 def _wait_for_records(kafka: KafkaSettings, topic: str, partition: int, count: int,
                       timeout: float = 120.0) -> int:
-    """Wait until ``topic[partition]``'s high watermark reaches ``count``; it then."""
+    """Wait until ``topic[partition]``'s high watermark reaches ``count``; return it then."""
     consumer = make_consumer(kafka, f"watcher-{uuid.uuid4().hex[:8]}")
+    end = [0]
+
+    def reached() -> bool:
+        end[0] = int(consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                    timeout=10)[1])
+        return end[0] >= count
+
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            end = int(consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                     timeout=10)[1])
-            if end >= count:
-                return end
-            time.sleep(0.05)
-        raise AssertionError(f"{topic}[{partition}] did not reach {count} records within "
-                             f"{timeout:.0f}s")
+        wait_for(reached, timeout, f"{topic}[{partition}] to reach {count} records")
     finally:
         consumer.close()
+    return end[0]
 
 
 def _event_of(raw: bytes | None) -> str:
