@@ -3,13 +3,17 @@
 Contract (``tests/contracts/consumer_loop.py`` checks it against in-memory clients and the real
 broker):
 
-* A message counts as processed only after its handler returned, or after its dead letter was
-  handed to the producer; only then does the :class:`Committer` hear of it (with the default
-  :class:`OffsetCommitter`, its offset is stored).
+* Messages are consumed in batches (``consume(batch_size, poll_timeout)``) and handled one by
+  one, in order. A message counts as processed only after its handler returned, or after its
+  dead letter was handed to the producer; only then does the :class:`Committer` hear of it
+  (with the default :class:`OffsetCommitter`, its offset is stored before the next commit).
+  Whether a commit is due is asked after every message; the producer's delivery reports are
+  served and the metrics updated once per batch.
 * A handler's :class:`~services.common.failures.Retriable` is retried on the same message with a
   bounded exponential :class:`~services.common.failures.Backoff` (an injectable sleep that wakes
   on the stop signal); nothing is committed meanwhile. A stop while retrying leaves the message
-  unprocessed and rewinds the consumer to it; a failure that outlasts the back-off is a crash.
+  and the rest of its batch unprocessed and rewinds the consumer to the first unprocessed
+  message of each partition; a failure that outlasts the back-off is a crash.
 * :class:`~services.common.dead_letters.DeadLetter`: the message goes to ``dead-letters`` with
   its reason and is counted.
 * Anything else is a crash: one line (:func:`~services.common.failures.describe_crash`) naming
@@ -105,8 +109,10 @@ took away are delivered again to their next owner (at least once)."""
 
 
 class OffsetCommitter:
-    """At-least-once: store each finished message's offset; on commit, flush the producer, then
-    commit the stored offsets, every ``interval`` seconds.
+    """At-least-once: remember the offset after each finished message; on commit, store them
+    (one call), flush the producer, then commit the stored offsets, every ``interval`` seconds.
+    Revoking partitions commits first (:meth:`ConsumerLoop.subscribe`), so nothing remembered
+    belongs to a partition the consumer no longer owns.
 
     While the cluster is unavailable (the producer cannot flush, or the commit fails with one of
     :data:`COMMIT_LATER_ERRORS`), a commit leaves the offsets stored and uncommitted, and the
@@ -126,11 +132,20 @@ class OffsetCommitter:
         self._monotonic = monotonic
         self._flush_timeout = flush_timeout
         self._uncommitted = 0
+        self._next: dict[tuple[str, int], int] = {}
         self._last_commit = monotonic()
 
     def processed(self, message: Message) -> None:
-        self._consumer.store_offsets(message=message)
+        self._next[(message.topic() or "", message.partition() or 0)] = (message.offset() or 0) + 1
         self._uncommitted += 1
+
+    def _store(self) -> None:
+        """Store the offsets after the messages processed since the last store (one call)."""
+        if self._next:
+            self._consumer.store_offsets(offsets=[
+                TopicPartition(topic, partition, offset)
+                for (topic, partition), offset in self._next.items()])
+            self._next.clear()
 
     def due(self) -> bool:
         return self._monotonic() - self._last_commit >= self._interval
@@ -139,6 +154,7 @@ class OffsetCommitter:
         self._last_commit = self._monotonic()
         if self._uncommitted == 0:
             return
+        self._store()
         remaining = self._producer.flush(self._flush_timeout)
         if self._deliveries is not None and self._deliveries.failed:
             raise UndeliveredOutput(f"{self._deliveries.failed} produced record(s) lost, "
@@ -177,6 +193,7 @@ class ConsumerLoop:
         base_name_of: Callable[[str], str],
         committer: Committer | None = None,
         poll_timeout: float = 0.1,
+        batch_size: int = 500,
         monotonic: Callable[[], float] = time.monotonic,
         backoff: Backoff | None = None,
         sleep: Callable[[float], bool] | None = None,
@@ -192,10 +209,13 @@ class ConsumerLoop:
         self._committer = committer or OffsetCommitter(
             consumer, producer, deliveries=deliveries, monotonic=monotonic)
         self._poll_timeout = poll_timeout
+        self._batch_size = batch_size
         self._monotonic = monotonic
         self._backoff = backoff or Backoff()
         self._sleep = sleep or stop.wait
         self._crashed = False
+        self._where: str | Message = "the consumer loop"
+        """What the loop is doing (a message: handling it), for the line a crash logs."""
         self.last_turn = monotonic()
         """When the loop last went round (monotonic): a loop stuck in a client call stops it."""
 
@@ -215,37 +235,69 @@ class ConsumerLoop:
         A crash logs :func:`describe_crash` and propagates, committing nothing more.
         """
         processed = 0
-        where = "the consumer loop"
+        self._where = "the consumer loop"
         self._metrics.up.set(1)
         try:
             while not self._stop.is_set and (max_messages is None or processed < max_messages):
                 self.last_turn = self._monotonic()
-                where = "a poll"
-                message = self._consumer.poll(self._poll_timeout)
+                self._where = "a poll"
+                wanted = self._batch_size if max_messages is None else min(
+                    self._batch_size, max_messages - processed)
+                batch = self._consumer.consume(wanted, self._poll_timeout)
                 self._producer.poll(0)
-                if message is None:
-                    where = "idle work"
+                if not batch:
+                    self._where = "idle work"
                     self._idle()
-                elif self._is_error(message):
-                    continue
                 else:
-                    where = _position(message)
-                    if not self._process(message):
+                    done, stopped = self._process_batch(batch)
+                    processed += done
+                    if stopped:
                         break
-                    processed += 1
-                where = "a commit"
+                self._where = "a commit"
                 if self._committer.due():
                     self._committer.commit()
-            where = "the final commit"
+            self._where = "the final commit"
             self._committer.commit()
         except Exception as error:
             self._crashed = True
-            log.error(describe_crash(error, where))
+            where = self._where
+            log.error(describe_crash(error, where if isinstance(where, str) else _position(where)))
             raise
         finally:
             self._metrics.up.set(0)
             self._consumer.close()
         return processed
+
+    def _process_batch(self, batch: list[Message]) -> tuple[int, bool]:
+        """Handle ``batch`` in order, committing whenever due. Returns the number of messages
+        done and whether a stop came while retrying (the consumer is then rewound to the first
+        message not done of each partition)."""
+        started = time.perf_counter()
+        done = 0
+        stopped = False
+        by_topic: dict[str, int] = {}
+        try:
+            for index, message in enumerate(batch):
+                if self._is_error(message):
+                    continue
+                self._where = message
+                topic = message.topic() or ""
+                by_topic[topic] = by_topic.get(topic, 0) + 1
+                if not self._process(message):
+                    self._rewind(batch[index:])
+                    stopped = True
+                    break
+                done += 1
+                if self._committer.due():
+                    self._where = "a commit"
+                    self._committer.commit()
+        finally:
+            for topic, count in by_topic.items():
+                self._metrics.messages(service=self._metrics_service,
+                                       topic=self._base_name_of(topic)).inc(count)
+        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        self._metrics.batch_size.observe(done)
+        return done, stopped
 
     def _idle(self) -> None:
         try:
@@ -255,10 +307,7 @@ class ConsumerLoop:
 
     def _process(self, message: Message) -> bool:
         """Handle ``message`` (retrying while retriable); False when stopped before it was
-        done (the consumer is then rewound to it)."""
-        topic = message.topic() or ""
-        self._metrics.messages(service=self._metrics_service, topic=self._base_name_of(topic)).inc()
-        started = time.perf_counter()
+        done."""
         rejected: DeadLetter | None = None
         try:
             done = self._retrying(message, lambda: self._handler.handle(message))
@@ -267,9 +316,7 @@ class ConsumerLoop:
         if rejected is not None:
             done = self._retrying(message, lambda: self._dead_letter(message, rejected))
         if not done:
-            self._rewind(message)
             return False
-        self._metrics.processing_seconds.observe(time.perf_counter() - started)
         self._committer.processed(message)
         return True
 
@@ -305,15 +352,19 @@ class ConsumerLoop:
             raise Retriable(f"the producer's queue is full: {error}") from error
         self._metrics.dead_letters(service=self._metrics_service, reason=dead.reason_code).inc()
 
-    def _rewind(self, message: Message) -> None:
-        """Seek back to the unprocessed ``message``: a committer that reads the consumer's
-        positions then does not cover it."""
-        partition = TopicPartition(message.topic() or "", message.partition() or 0,
-                                   message.offset() or 0)
-        try:
-            self._consumer.seek(partition)
-        except KafkaException as error:
-            log.warning("could not rewind to %s: %s", _position(message), error)
+    def _rewind(self, unprocessed: list[Message]) -> None:
+        """Seek each partition back to its first message in ``unprocessed``: a committer that
+        reads the consumer's positions then does not cover them."""
+        first: dict[tuple[str, int], int] = {}
+        for message in unprocessed:
+            if message.error() is None:
+                first.setdefault((message.topic() or "", message.partition() or 0),
+                                 message.offset() or 0)
+        for (topic, partition), offset in first.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as error:
+                log.warning("could not rewind to %s[%d]@%d: %s", topic, partition, offset, error)
 
     @property
     def _metrics_service(self) -> str:

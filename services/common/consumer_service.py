@@ -54,8 +54,8 @@ def connect(
     """Wait for the cluster, then build the producer, consumer and dead-letter publisher.
 
     With ``transactional_id`` the producer is transactional (the caller initialises and runs the
-    transactions). Every delivery report of the producer goes to the returned plumbing's
-    ``deliveries``.
+    transactions). Every failed delivery of the producer is reported to the returned plumbing's
+    ``deliveries`` (successful ones are not reported at all).
     """
     wait_for_broker(settings.kafka)
     registry = CollectorRegistry()
@@ -64,8 +64,9 @@ def connect(
     if transactional_id:
         producer_overrides["transactional.id"] = transactional_id
     deliveries = DeliveryReports()
+    # Only failed deliveries call back: no Python call per record delivered.
     producer = make_producer(settings.kafka, on_delivery=deliveries.on_delivery,
-                             **producer_overrides)
+                             **{"delivery.report.only.error": True, **producer_overrides})
     consumer = make_consumer(
         settings.kafka, settings.group(service), **{
             "statistics.interval.ms": 5000,

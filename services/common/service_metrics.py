@@ -30,6 +30,9 @@ def labelled(metric: MetricT) -> Callable[..., MetricT]:
     return functools.lru_cache(maxsize=4096)(metric.labels)
 
 
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
 class LoopMetrics:
     """Consumption, dead letters, processing time and consumer lag of one service."""
 
@@ -43,9 +46,14 @@ class LoopMetrics:
             "Messages sent to dead-letters by this service, by reason code.",
             ["service", "reason"], registry=registry,
         ))
-        self.processing_seconds = Histogram(
-            "streamml_processing_seconds", "Time to process one message.", ["service"],
+        self.batch_seconds = Histogram(
+            "streamml_batch_processing_seconds",
+            "Time to process one batch of consumed messages.", ["service"],
             buckets=LATENCY_BUCKETS, registry=registry,
+        ).labels(service=service)
+        self.batch_size = Histogram(
+            "streamml_batch_messages", "Messages processed per consumed batch.", ["service"],
+            buckets=BATCH_BUCKETS, registry=registry,
         ).labels(service=service)
         self.consumer_lag = labelled(Gauge(
             "streamml_consumer_lag_messages",

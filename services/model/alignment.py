@@ -47,7 +47,7 @@ _Callback = Callable[[Any, list[TopicPartition]], None]
 
 
 class _Consumer(Protocol):
-    def poll(self, timeout: float) -> Message | None: ...
+    def consume(self, num_messages: int, timeout: float) -> list[Message]: ...
 
     def assignment(self) -> list[TopicPartition]: ...
 
@@ -83,7 +83,7 @@ class _Held:
 
 
 class AlignedConsumer:
-    """A consumer whose :meth:`poll` hands out a ``features`` message only once every assigned
+    """A consumer whose :meth:`consume` hands out a ``features`` message only once every assigned
     ``labels`` partition has been read up to its ``event_time`` or has nothing more fetched.
 
     ``start`` gives, for every input partition (``"topic:partition"``), the offset the service
@@ -111,6 +111,7 @@ class AlignedConsumer:
         self._on_forced = on_forced
         self._on_held = on_held
         self._held: deque[_Held] = deque()
+        self._unreturned: deque[Message] = deque()  # ready, not returned yet by :meth:`poll`
         self._held_since = 0.0
         self._last_label_at = 0.0
         self._paused: list[TopicPartition] = []
@@ -127,40 +128,77 @@ class AlignedConsumer:
     def poll(self, timeout: float | None = None) -> Message | None:
         """The next message in time order (see the module); None when nothing is ready within
         ``timeout`` seconds."""
-        wait = -1.0 if timeout is None else timeout
-        deadline = None if wait < 0 else self._monotonic() + wait
+        if not self._unreturned:
+            self._unreturned.extend(self.consume(1, -1.0 if timeout is None else timeout))
+        return self._unreturned.popleft() if self._unreturned else None
+
+    def consume(self, num_messages: int = 1, timeout: float = -1.0) -> list[Message]:
+        """The messages ready in time order from one fetch of up to ``num_messages`` (a few
+        more when held vectors become ready with it); an empty list when nothing is ready within
+        ``timeout`` seconds (negative: no limit). Consumer errors come through as messages."""
+        if self._unreturned:
+            ready = list(self._unreturned)
+            self._unreturned.clear()
+            return ready
+        deadline = None if timeout < 0 else self._monotonic() + timeout
+        ready = []
         while True:
-            if self._held and self._ready(self._held[0].event_time):
-                return self._release()
-            remaining = -1.0 if deadline is None else max(0.0, deadline - self._monotonic())
-            if self._held:
-                # Come back in time to give up waiting on a labels partition that stalled.
-                give_up = max(self._held_since, self._last_label_at) + self._max_wait
-                remaining = min(remaining if remaining >= 0 else give_up,
-                                max(0.0, give_up - self._monotonic()))
-            message = self._consumer.poll(remaining)
-            if message is None:
-                if self._held and self._stalled():
-                    self.forced += 1
-                    self._on_forced()
-                    log.warning("features held %.1fs for labels partitions that made no progress;"
-                                " going on without them", self._monotonic() - self._held_since)
-                    return self._release()
-                if deadline is not None and self._monotonic() >= deadline:
-                    return None
-                continue
-            if message.error() is not None:
-                return message
-            topic = message.topic()
-            if topic == self._labels:
-                self._read_label(message)
-                return message
-            if topic != self._features:
-                return message
-            event_time = peek_time(message.value(), "event_time")
-            if event_time is None or (not self._held and self._ready(event_time)):
-                return message
+            labels = self._labels_assigned()
+            self._release_ready(ready, labels)
+            if ready:
+                return ready
+            fetched = self._consumer.consume(num_messages, self._wait(deadline))
+            labels = self._labels_assigned()
+            for message in fetched:
+                self._admit(message, ready, labels)
+            if ready:
+                return ready
+            if not fetched and self._held and self._stalled():
+                self.forced += 1
+                self._on_forced()
+                log.warning("features held %.1fs for labels partitions that made no progress;"
+                            " going on without them", self._monotonic() - self._held_since)
+                return [self._release()]
+            if not fetched and deadline is not None and self._monotonic() >= deadline:
+                return ready
+
+    def _wait(self, deadline: float | None) -> float:
+        """How long the next fetch may block: until ``deadline`` (-1: no limit), and, while
+        vectors are held, no longer than the moment to give up on a stalled labels partition."""
+        remaining = -1.0 if deadline is None else max(0.0, deadline - self._monotonic())
+        if not self._held:
+            return remaining
+        give_up = max(self._held_since, self._last_label_at) + self._max_wait
+        until_give_up = max(0.0, give_up - self._monotonic())
+        return until_give_up if remaining < 0 else min(remaining, until_give_up)
+
+    def _admit(self, message: Message, ready: list[Message],
+               labels: list[TopicPartition]) -> None:
+        """Hand ``message`` on (append it to ``ready``) or hold it back."""
+        if message.error() is not None:
+            ready.append(message)
+            return
+        topic = message.topic()
+        if topic == self._labels:
+            self._read_label(message)
+            ready.append(message)
+            self._release_ready(ready, labels)
+            return
+        if topic != self._features:
+            ready.append(message)
+            return
+        event_time = peek_time(message.value(), "event_time")
+        if event_time is None or (not self._held and self._ready(event_time, labels)):
+            ready.append(message)
+        else:
             self._hold(message, event_time)
+
+    def _release_ready(self, ready: list[Message], labels: list[TopicPartition]) -> None:
+        while self._held and self._ready(self._held[0].event_time, labels):
+            ready.append(self._release())
+
+    def _labels_assigned(self) -> list[TopicPartition]:
+        return [tp for tp in self._consumer.assignment() if tp.topic == self._labels]
 
     def _read_label(self, message: Message) -> None:
         partition = message.partition() or 0
@@ -170,14 +208,11 @@ class AlignedConsumer:
         if label_time is not None and label_time > self._newest_label.get(partition, -1.0):
             self._newest_label[partition] = label_time
 
-    def _ready(self, event_time: float) -> bool:
-        """Whether every assigned labels partition has been read up to ``event_time``: its newest
-        label is not earlier, or nothing more was fetched from it."""
-        for assigned in self._consumer.assignment():
-            if assigned.topic != self._labels:
-                continue
-            partition = assigned.partition
-            if self._newest_label.get(partition, -1.0) >= event_time:
+    def _ready(self, event_time: float, labels: list[TopicPartition]) -> bool:
+        """Whether every assigned labels partition (``labels``) has been read up to
+        ``event_time``: its newest label is not earlier, or nothing more was fetched from it."""
+        for assigned in labels:
+            if self._newest_label.get(assigned.partition, -1.0) >= event_time:
                 continue
             if not self._caught_up(assigned):
                 return False
@@ -226,9 +261,9 @@ class AlignedConsumer:
         """The consumer's positions, except that a partition with messages held back stands at
         the first of them (it has not been handed on)."""
         first: dict[tuple[str, int], int] = {}
-        for held in self._held:
-            key = (held.message.topic() or "", held.message.partition() or 0)
-            first.setdefault(key, held.message.offset() or 0)
+        for message in [*self._unreturned, *(held.message for held in self._held)]:
+            key = (message.topic() or "", message.partition() or 0)
+            first.setdefault(key, message.offset() or 0)
         positions = self._consumer.position(partitions)
         return [TopicPartition(tp.topic, tp.partition, first[(tp.topic, tp.partition)])
                 if (tp.topic, tp.partition) in first else tp for tp in positions]
@@ -269,6 +304,8 @@ class AlignedConsumer:
         return revoked
 
     def _drop(self, which: Callable[[_Held], bool]) -> None:
+        self._unreturned = deque(message for message in self._unreturned
+                                 if not which(_Held(message, 0.0)))
         if self._held:
             self._held = deque(held for held in self._held if not which(held))
             if not self._held:

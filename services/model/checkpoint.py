@@ -2,7 +2,8 @@
 
 Everything the model service produces (predictions, outcomes, dead letters) goes out inside a
 Kafka transaction. A checkpoint appends the pickled handler state to the compacted
-``model-snapshots`` topic, adds the consumer's positions to the same transaction and commits it.
+``model-snapshots`` topic, adds the offsets after the messages it covers to the same transaction
+and commits it.
 After a crash the open transaction is aborted by the broker: its outputs never reach
 ``read_committed`` readers, the group's committed offsets are those of the last snapshot, and
 the service restores that snapshot and replays from there. No label is learned twice or skipped,
@@ -211,8 +212,9 @@ class TransactionalCheckpointer:
     full checkpoint tombstones.
 
     A checkpoint's ``offsets`` cover every input partition the state knows: ``offsets`` (where
-    the state stood at start, :func:`services.model.resume.start_offsets`), moved on by the
-    consumer's positions; all of them are committed as the group's offsets in its transaction,
+    the state stood at start, :func:`services.model.resume.start_offsets`), moved on past every
+    message :meth:`processed` heard of (never the consumer's positions, which run ahead of the
+    batch being handled); all of them are committed as the group's offsets in its transaction,
     so the offsets of the newest checkpoint always equal the group's, partitions nothing has
     been read from since the start included.
     """
@@ -258,6 +260,9 @@ class TransactionalCheckpointer:
         self._delta_bytes = 0
         self._max_deltas, self._delta_budget = max_deltas, delta_budget
         self._offsets = dict(offsets or {})
+        self._processed: dict[tuple[str, int], int] = {}
+        """Offset after the last message processed, by input partition, since the last commit:
+        tracked here, not read from the consumer, whose positions run ahead of a batch."""
 
     def begin(self) -> None:
         """Open the first transaction (after ``init_transactions``)."""
@@ -265,6 +270,8 @@ class TransactionalCheckpointer:
 
     def processed(self, message: Message) -> None:
         self._dirty = True
+        self._processed[(message.topic() or "", message.partition() or 0)] = (
+            (message.offset() or 0) + 1)
 
     def _changed(self) -> bool:
         return self._dirty or self._source.revision != self._committed_revision
@@ -286,10 +293,9 @@ class TransactionalCheckpointer:
         if not self._changed():
             return
         revision = self._source.revision
-        assignment = self._consumer.assignment()
         offsets = {**self._offsets, **{
-            partition_key(tp.topic, tp.partition): tp.offset
-            for tp in self._consumer.position(assignment) if tp.offset >= 0}}
+            partition_key(topic, partition): offset
+            for (topic, partition), offset in self._processed.items()}}
         name, version = self._source.champion()
         full = (self._base is None or len(self._superseded) >= self._max_deltas
                 or self._delta_bytes >= self._delta_budget * self.last_full_size)
@@ -325,6 +331,7 @@ class TransactionalCheckpointer:
             self._delta_bytes += len(value)
         self._dirty = False
         self._offsets = offsets
+        self._processed.clear()
         self._committed_revision = revision
         self._labels_at_last = snapshot.labels_learned
         self._last = time.monotonic()  # the interval runs from the end of a slow commit too

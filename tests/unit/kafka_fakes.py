@@ -99,8 +99,20 @@ class FakeConsumer:
                                value=record.value, headers=record.headers)
         return None
 
-    def store_offsets(self, message: Message) -> None:
-        self.stored[(message.topic() or "", message.partition() or 0)] = (message.offset() or 0) + 1
+    def consume(self, num_messages: int = 1, timeout: float | None = None) -> list[Message]:
+        """Up to ``num_messages`` records, as :meth:`poll` takes them in turn."""
+        batch: list[Message] = []
+        while len(batch) < num_messages and (message := self.poll(timeout)) is not None:
+            batch.append(message)
+        return batch
+
+    def store_offsets(self, message: Message | None = None,
+                      offsets: list[TopicPartition] | None = None) -> None:
+        if message is not None:
+            self.stored[(message.topic() or "", message.partition() or 0)] = (
+                (message.offset() or 0) + 1)
+        for tp in offsets or []:
+            self.stored[(tp.topic, tp.partition)] = tp.offset
 
     def commit(
         self, asynchronous: bool = True, offsets: list[TopicPartition] | None = None,

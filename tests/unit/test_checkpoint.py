@@ -336,13 +336,15 @@ class _Assigned(_Transactions):
 
 
 def test_every_checkpoint_records_and_commits_every_partition_the_state_knows() -> None:
-    wire, source = _Assigned(_Clock(), {"features:0": 130, "labels:0": -1001}), _Growing(1)
+    # The consumer has fetched far ahead (a batch in hand): positions are not what is processed.
+    wire, source = _Assigned(_Clock(), {"features:0": 500, "labels:0": -1001}), _Growing(1)
     checkpointer = TransactionalCheckpointer(
         wire, wire, "snapshots", "m", source,  # type: ignore[arg-type]
         offsets={"features:0": 100, "labels:0": 80, "drift-alerts:0": 0},
     )
     for features_read in (130, 140):
-        wire.positions["features:0"] = features_read
+        for offset in range(features_read - 10, features_read):
+            checkpointer.processed(Message(topic="features", partition=0, offset=offset))
         source.grow()
         checkpointer.commit()
     written = [decode(ModelSnapshot, value).offsets for _, value in wire.produced

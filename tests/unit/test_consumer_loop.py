@@ -12,17 +12,18 @@ from tests.unit.fakes import FakeProducer
 
 
 class _IdleConsumer:
-    """Returns nothing on every poll; sets ``stop`` at the ``polls``-th and records turn times."""
+    """Returns nothing on every consume; sets ``stop`` at the ``polls``-th; records turn times."""
 
     def __init__(self, stop: StopSignal, polls: int) -> None:
         self.stop, self.polls, self.turns_seen = stop, polls, list[float]()
         self.loop: ConsumerLoop | None = None
 
-    def poll(self, timeout: float) -> None:
+    def consume(self, num_messages: int, timeout: float) -> list[object]:
         assert self.loop is not None
         self.turns_seen.append(self.loop.last_turn)
         if len(self.turns_seen) == self.polls:
             self.stop.set()
+        return []
 
     def close(self) -> None: ...
 

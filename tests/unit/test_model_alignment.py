@@ -68,14 +68,19 @@ class FakeConsumer:
         self.seeks: list[TopicPartition] = []
         self.polls_empty = 0
 
-    def poll(self, timeout: float) -> FakeMessage | None:
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        """Up to ``num_messages`` queued messages of partitions not paused, in queue order."""
+        batch = []
         for message in list(self.queue):
+            if len(batch) == num_messages:
+                break
             if (message.topic(), message.partition()) not in self.paused:
                 self.queue.remove(message)
                 self.positions[(message.topic(), message.partition())] = message.offset() + 1
-                return message
-        self.polls_empty += 1
-        return None
+                batch.append(message)
+        if not batch:
+            self.polls_empty += 1
+        return batch
 
     def assignment(self) -> list[TopicPartition]:
         return list(self.assigned)
