@@ -132,7 +132,7 @@ class ProcessedCommitter:
         self._next: dict[tuple[str, int], int] = {}
 
     def processed(self, message: Message) -> None:
-        self._next[(message.topic(), message.partition())] = message.offset() + 1
+        self._next[(message.topic() or "", message.partition() or 0)] = (message.offset() or 0) + 1
 
     def due(self) -> bool:
         return True

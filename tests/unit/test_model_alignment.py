@@ -70,7 +70,7 @@ class FakeConsumer:
 
     def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
         """Up to ``num_messages`` queued messages of partitions not paused, in queue order."""
-        batch = []
+        batch: list[FakeMessage] = []
         for message in list(self.queue):
             if len(batch) == num_messages:
                 break
