@@ -105,8 +105,9 @@ class ModelHandler:
         self._stream_now = 0.0
         self.labels_learned = 0
         self.revision = 0
-        self._expired_since_idle = False
         """Bumped whenever state changes or output is produced: what a checkpoint must cover."""
+        self._expired_since_idle = False
+        self._measure_stores()
 
     # -- the Handler protocol -------------------------------------------------------------
 
@@ -122,7 +123,6 @@ class ModelHandler:
                 self._advance(self.stream_now())
         elif topic == self._topics.drift_alerts:
             self.governor.on_alert(read_message(DriftAlert, message.value()), self.labels_learned)
-        self._measure_stores()
 
     def on_idle(self) -> None:
         """Learn waiting labels and close windows by wall-clock time once no feature vector has
@@ -133,13 +133,13 @@ class ModelHandler:
             if self.labels_learned != learned or self._expired_since_idle:
                 self.revision += 1
             self._expired_since_idle = False
-        self._measure_stores()
 
     def _measure_stores(self) -> None:
-        self._metrics.pending.set(len(self.pending))
-        self._metrics.early_labels.set(len(self._early))
-        self._metrics.remembered_ids(store="predicted").set(len(self._predicted))
-        self._metrics.remembered_ids(store="resolved").set(len(self._resolved))
+        """Store sizes are read when metrics are scraped, not per message."""
+        self._metrics.pending.set_function(lambda: len(self.pending))
+        self._metrics.early_labels.set_function(lambda: len(self._early))
+        self._metrics.remembered_ids(store="predicted").set_function(lambda: len(self._predicted))
+        self._metrics.remembered_ids(store="resolved").set_function(lambda: len(self._resolved))
 
     # -- state for checkpoints -------------------------------------------------------------
 
