@@ -3,7 +3,9 @@
 Every run uses a fresh topic prefix and starts one worker (``python -m services.features``).
 
 1. Drain: N events are published first, then the worker starts and drains them; events/s is the
-   number of vectors divided by the time from the first to the last vector read back.
+   number of vectors divided by the time from the first to the last vector read back; the
+   worker's CPU per event is its CPU time over that same window (sampled every 20 ms) divided by
+   the vectors (startup and table recovery left out), next to its CPU from start to the end.
 2. Paced: the worker runs (partitions assigned) while events are published at R events/s for S
    seconds. For each vector (the first ``--warmup`` seconds are not counted):
    * processing: ``computed_at - ingested_at``, the service's own time from validating the event
@@ -97,7 +99,10 @@ class Reader:
             target=_read, args=(kafka.bootstrap_servers, topic, count, timeout, send))
         self._process.start()
 
-    def result(self) -> list[Arrival]:
+    def result(self, sample: Any = None) -> list[Arrival]:
+        """The vectors read; ``sample()`` is called every 20 ms while waiting for them."""
+        while sample is not None and not self._receive.poll(0.02):
+            sample()
         got: list[Arrival] = self._receive.recv()
         self._process.join()
         return got
@@ -155,15 +160,25 @@ def drain(kafka: KafkaSettings, args: argparse.Namespace, logs: Path) -> dict[st
     reader = Reader(kafka, f"{prefix}features", args.drain, timeout=900)
     worker.process.start()
     cpu = worker.cpu_seconds()
+    samples: list[tuple[float, float]] = []  # (wall time, worker CPU seconds)
     try:
-        arrivals = [arrival for _, arrival, _ in reader.result()]
+        arrivals = [arrival for _, arrival, _ in reader.result(
+            lambda: samples.append((time.time(), worker.cpu_seconds())))]
+        samples.append((time.time(), worker.cpu_seconds()))
         cpu = worker.cpu_seconds() - cpu
     finally:
         worker.process.stop()
     seconds = max(arrivals) - min(arrivals) if arrivals else float("nan")
+    # CPU while vectors came (first to last vector): startup and table recovery left out.
+    window = [used for when, used in samples
+              if arrivals and min(arrivals) <= when <= max(arrivals) + 0.02]
+    draining = window[-1] - window[0] if len(window) > 1 else float("nan")
     return {"events": float(len(arrivals)), "seconds": seconds,
             "events_per_second": len(arrivals) / seconds if seconds > 0 else float("nan"),
-            "worker_cpu_seconds": cpu, "load_before": load, "load_after": os.getloadavg()[0]}
+            "worker_cpu_seconds": cpu,
+            "worker_cpu_ms_per_event": (1000 * draining / len(arrivals) if arrivals
+                                        else float("nan")),
+            "load_before": load, "load_after": os.getloadavg()[0]}
 
 
 def paced(kafka: KafkaSettings, args: argparse.Namespace, rate: float,
@@ -260,8 +275,9 @@ def main() -> int:
     if drains:
         d = median_of(drains)
         print(f"\ndrain {d['events']:.0f} events: {d['events_per_second']:.0f} events/s "
-              f"(worker CPU {d['worker_cpu_seconds']:.1f} s; load {d['load_before']:.1f} -> "
-              f"{d['load_after']:.1f}; runs: "
+              f"(worker CPU {d['worker_cpu_seconds']:.1f} s, "
+              f"{d['worker_cpu_ms_per_event']:.3f} ms/event while draining; "
+              f"load {d['load_before']:.1f} -> {d['load_after']:.1f}; runs: "
               + ", ".join(f"{run['events_per_second']:.0f}" for run in drains) + ")")
     if rates:
         print("\n| rate ev/s | processing p50 / p99 ms | publish -> vector p50 / p99 / max ms "
