@@ -32,7 +32,7 @@ from typing import Any, cast
 
 import faust
 
-from schemas.codec import encode
+from schemas.codec import encode_plain
 from schemas.dead_letters import DeadLetterHeaders
 from schemas.spec import PipelineSpec
 from schemas.topics import PIPELINE_PARTITIONS
@@ -133,7 +133,7 @@ def build_app(
         vector = finish(staged, clock())
         # Keyed like the event (primary entity): an entity's vectors stay in order.
         key = vector.entity[spec.entity_keys[0]].encode()
-        await outbox.send(features, key, encode(vector))
+        await outbox.send(features, key, encode_plain(vector))
         metrics.events_processed.inc()
         metrics.processing_seconds.observe((vector.computed_at - staged.ingested_at)
                                            .total_seconds())

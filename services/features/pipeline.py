@@ -2,6 +2,11 @@
 
 An event goes: bytes -> :func:`admit` (validate) -> one :func:`advance` per entity stage ->
 :func:`finish` (the public :class:`~schemas.features.FeatureVector`).
+
+Validate at the edge, trust the inside: an event from ``events`` gets the full contract and spec
+check in :func:`admit`; a staged event read back from an internal topic was written by this
+service from an event that passed it, so :func:`decode_staged` rebuilds it without validating
+again (orjson into plain dataclasses).
 """
 
 from __future__ import annotations
@@ -10,24 +15,33 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import ConfigDict
+import orjson
 
-from schemas.base import AwareDatetime, Contract
-from schemas.events import Event, FieldValue
+from schemas.events import FieldValue
 from schemas.features import FeatureValue, FeatureVector
 from schemas.spec import AggregateSpec, PipelineSpec
 from services.features.aggregates import EntityState, absorb, features_before, new_state
 from services.features.validation import Limits, validate_event
 
 
-class StagedEvent(Contract):
+@dataclass(frozen=True, slots=True)
+class AdmittedEvent:
+    """The fields of an :class:`~schemas.events.Event` that passed :func:`admit`, as a plain
+    dataclass: it is carried and rebuilt from internal topics without pydantic."""
+
+    event_id: str
+    event_time: datetime
+    entity: dict[str, str]
+    fields: dict[str, FieldValue]
+
+
+@dataclass(frozen=True, slots=True)
+class StagedEvent:
     """An event on its way through the entity stages (internal topics only)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    event: Event
+    event: AdmittedEvent
     features: dict[str, FeatureValue]
-    ingested_at: AwareDatetime
+    ingested_at: datetime
     event_partition: int | None = None
     event_offset: int | None = None
     """Where the event was read from the ``events`` topic (see :class:`FeatureVector`)."""
@@ -63,8 +77,8 @@ def admit(
     event = validate_event(raw, spec, now, limits)
     features = {name: _raw_feature(value) for name, value in event.fields.items()}
     partition, offset = position if position is not None else (None, None)
-    return StagedEvent(event=event, features=features, ingested_at=now,
-                       event_partition=partition, event_offset=offset)
+    admitted = AdmittedEvent(event.event_id, event.event_time, event.entity, event.fields)
+    return StagedEvent(admitted, features, now, partition, offset)
 
 
 def advance(
@@ -103,7 +117,8 @@ def _remembered(stage: Stage, remembered: Any) -> dict[str, float | None] | None
 
 
 def _with(staged: StagedEvent, aggregates: dict[str, float | None]) -> StagedEvent:
-    return staged.model_copy(update={"features": {**staged.features, **aggregates}})
+    return StagedEvent(staged.event, {**staged.features, **aggregates}, staged.ingested_at,
+                       staged.event_partition, staged.event_offset)
 
 
 def finish(staged: StagedEvent, now: datetime) -> FeatureVector:
@@ -121,13 +136,22 @@ def finish(staged: StagedEvent, now: datetime) -> FeatureVector:
 
 
 def encode_staged(staged: StagedEvent) -> bytes:
-    """Internal wire format of a staged event."""
-    return staged.model_dump_json().encode()
+    """Internal wire format of a staged event: its fields as a JSON object (the event as an
+    object, times in RFC 3339), the layout the pydantic model it replaced wrote."""
+    return orjson.dumps(staged, option=orjson.OPT_UTC_Z)
 
 
 def decode_staged(raw: bytes) -> StagedEvent:
-    """Inverse of :func:`encode_staged`."""
-    return StagedEvent.model_validate_json(raw)
+    """Inverse of :func:`encode_staged`, without validation: only this service writes the
+    internal topics, from events :func:`admit` validated. Raises ``ValueError`` (orjson's
+    ``JSONDecodeError``), ``KeyError`` or ``TypeError`` on bytes it did not write."""
+    document = orjson.loads(raw)
+    event = document["event"]
+    admitted = AdmittedEvent(event["event_id"], datetime.fromisoformat(event["event_time"]),
+                             event["entity"], event["fields"])
+    return StagedEvent(admitted, document["features"],
+                       datetime.fromisoformat(document["ingested_at"]),
+                       document.get("event_partition"), document.get("event_offset"))
 
 
 def _raw_feature(value: FieldValue) -> FeatureValue:

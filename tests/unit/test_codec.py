@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from schemas.alerts import DriftAlert
 from schemas.base import Contract
-from schemas.codec import ContractError, decode, encode
+from schemas.codec import ContractError, decode, encode, encode_plain
 from schemas.events import Event, Label
 from schemas.features import FeatureVector
 from schemas.predictions import Outcome, Prediction
@@ -156,3 +156,23 @@ def test_contracts_are_immutable() -> None:
     label = Label(event_id="e-1", label_time=T0, label=1)
     with pytest.raises(ValidationError):
         label.event_id = "e-2"  # type: ignore[misc]
+
+
+PLAIN_STAMPS = ["2026-11-22T15:00:00Z", "2026-11-22T15:00:00.123Z", "2026-11-22T15:00:00+00:00",
+                "2026-11-22T15:00:00.000001+02:00", "2026-11-22T15:00:00-00:30"]
+
+
+@pytest.mark.parametrize("stamp", PLAIN_STAMPS)
+def test_encode_plain_writes_the_bytes_encode_writes(stamp: str) -> None:
+    parsed = decode(Label, orjson.dumps({"event_id": "e", "label_time": stamp, "label": 1}))
+    for when in (parsed.label_time, datetime.fromisoformat(stamp), T0.astimezone(PLUS_TWO)):
+        vector = FeatureVector(
+            event_id="e-1", event_time=when, entity={"user": "u-1", "item": "i-9"},
+            features={"price": 12.5, "device": "mobile", "hour": 15.0, "none": None,
+                      "big": 1e300, "tiny": -2.5e-9},
+            ingested_at=when, computed_at=T0, event_partition=3, event_offset=12345)
+        assert encode_plain(vector) == encode(vector)
+        assert encode_plain(parsed) == encode(parsed)
+    unplaced = FeatureVector(event_id="e-2", event_time=T0, entity={"user": "u"}, features={},
+                             ingested_at=T0, computed_at=T0)
+    assert encode_plain(unplaced) == encode(unplaced)
