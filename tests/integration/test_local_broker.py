@@ -20,8 +20,9 @@ pytestmark = pytest.mark.integration
 def test_start_reuses_a_running_broker_recovers_from_a_stale_pid_and_stops(
     tmp_path: Path,
 ) -> None:
-    broker = LocalBroker(BrokerPaths(tmp_path / "kafka"), REPO / ".cache", port=19092,
-                         controller_port=19093, heap="384m")
+    port = _free_port_pair()
+    broker = LocalBroker(BrokerPaths(tmp_path / "kafka"), REPO / ".cache", port=port,
+                         controller_port=port + 1, heap="384m")
     try:
         first = broker.start()
         assert wait_for_broker(KafkaSettings(bootstrap_servers=broker.bootstrap_servers), 10)
@@ -54,3 +55,15 @@ def _listening(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(0.5)
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _free_port_pair() -> int:
+    """A port that is free with the one after it (client and controller): a fixed port may be
+    taken on the machine that runs the tests."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port < 65535 and not _listening(port) and not _listening(port + 1):
+            return port
+    raise RuntimeError("no two consecutive free ports found")
