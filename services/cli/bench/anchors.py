@@ -111,6 +111,9 @@ def peer_rows(results: dict[str, Any]) -> list[str]:
     return rows
 
 
+SERVICE_ORDER = ("features", "model", "drift", "metrics-sink")
+
+
 def drain_rows(results: dict[str, Any]) -> list[str]:
     """The pipeline's drain and its ratios to River and to each peer."""
     drain = results.get("drain")
@@ -128,6 +131,13 @@ def drain_rows(results: dict[str, Any]) -> list[str]:
              ""),
         _row("pipeline drain / River in process", ratio_text(found.get("drain/river")), "", ""),
     ]
+    cpu = drain.get("cpu_ms_per_event") or {}
+    if cpu:
+        names = [name for name in (*SERVICE_ORDER, "broker") if name in cpu]
+        rows.append(_row(
+            f"pipeline drain: CPU per event, ms ({' / '.join(names)}; sum)",
+            " / ".join(f"{cpu[name]:.3f}" for name in names)
+            + f"; {sum(cpu[name] for name in names):.3f}", "", ""))
     for peer in results.get("peers") or {}:
         rows.append(_row(f"pipeline drain / {PEER_NAMES.get(peer, peer)}",
                          ratio_text(found.get(f"drain/{peer}")), "", ""))

@@ -132,6 +132,7 @@ def _anchors(args: argparse.Namespace, spec: PipelineSpec, workload: Workload,
     measurement that fails is reported with its error, and the run goes on."""
     from services.cli.bench.drain import measure_drain
     from services.cli.bench.peers import measure_peers
+    from services.cli.bench.scrape import broker_pid
     from services.common.kafka import wait_for_broker
 
     wait_for_broker(kafka, timeout=15)
@@ -156,7 +157,8 @@ def _anchors(args: argparse.Namespace, spec: PipelineSpec, workload: Workload,
             found["peers_skipped"] = f"failed: {error}"
     try:
         found["drain"] = measure_drain(kafka, args.spec, workload, count, args.label_delay,
-                                       uuid.uuid4().hex[:6], args.keep_topics, _say)
+                                       uuid.uuid4().hex[:6], args.keep_topics, _say,
+                                       broker_pid(home / "kafka" / "broker.pid"))
     except Exception as error:
         found["drain"] = {"error": f"{type(error).__name__}: {error}"}
     return found

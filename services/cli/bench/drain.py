@@ -27,7 +27,7 @@ import orjson
 
 from schemas.events import LabelValue
 from services.cli.bench.peers import figures, read_outputs
-from services.cli.bench.scrape import load_average, scrape, total
+from services.cli.bench.scrape import cpu_seconds, load_average, scrape, total
 from services.cli.bench.stack_run import RunningStack, delete_topics, start_stack, stop_stack
 from services.cli.bench.wire import fast_producer, produce
 from services.cli.bench.workload import Workload, event_bytes, label_bytes
@@ -92,10 +92,41 @@ def decode_prediction(value: bytes) -> tuple[str, float, Any] | None:
     return str(document["event_id"]), at, document.get("prediction")
 
 
+class CpuWindow:
+    """CPU time of each process between the first count seen at or past 10% of ``expected``
+    and the first at or past 90% (the window the drain rate is taken over): CPU per event
+    without start-up (imports, table recovery) and stragglers."""
+
+    def __init__(self, pids: dict[str, int], expected: int) -> None:
+        self._pids = pids
+        self._bounds = (0.1 * expected, 0.9 * expected)
+        self._marks: list[tuple[float, dict[str, float | None]]] = []
+
+    def on_count(self, count: float) -> None:
+        """Called with each prediction count seen."""
+        if len(self._marks) < 2 and count >= self._bounds[len(self._marks)]:
+            self._marks.append((count, {name: cpu_seconds(pid)
+                                        for name, pid in self._pids.items()}))
+
+    def ms_per_event(self) -> dict[str, float]:
+        """CPU milliseconds per prediction over the window, by process; empty if incomplete."""
+        if len(self._marks) < 2 or self._marks[1][0] <= self._marks[0][0]:
+            return {}
+        (first, start), (last, end) = self._marks
+        found: dict[str, float] = {}
+        for name, before in start.items():
+            after = end.get(name)
+            if before is not None and after is not None:
+                found[name] = round(1000 * (after - before) / (last - first), 4)
+        return found
+
+
 def wait_for_predictions(running: RunningStack, expected: int, timeout: float,
-                         stall: float = STALL_SECONDS) -> float:
+                         stall: float = STALL_SECONDS,
+                         on_count: Callable[[float], None] = lambda count: None) -> float:
     """Scrape the model's prediction count until it reaches ``expected``, stops moving for
-    ``stall`` seconds, or ``timeout`` passes; the last count seen."""
+    ``stall`` seconds, or ``timeout`` passes; the last count seen. Every count seen goes to
+    ``on_count``."""
     began = last_change = time.monotonic()
     seen = -1.0
     while time.monotonic() - began < timeout:
@@ -104,6 +135,7 @@ def wait_for_predictions(running: RunningStack, expected: int, timeout: float,
                           "streamml_model_predictions_total")
         except OSError:
             count = seen
+        on_count(count)
         if count >= expected:
             return count
         if count != seen:
@@ -116,9 +148,11 @@ def wait_for_predictions(running: RunningStack, expected: int, timeout: float,
 
 def measure_drain(kafka: KafkaSettings, spec_arg: str, workload: Workload, events: int,
                   label_delay: int, run: str, keep_topics: bool = False,
-                  say: Callable[[str], None] = print) -> dict[str, Any]:
+                  say: Callable[[str], None] = print,
+                  broker: int | None = None) -> dict[str, Any]:
     """Load the stream, start the services, wait for every prediction; the drain's figures
-    (:func:`~.peers.figures`) with the load average before and after."""
+    (:func:`~.peers.figures`) with the load average before and after, and the CPU per event
+    of each service (and of the broker, given its pid ``broker``) over the 10%-90% window."""
     prefix = f"bench{run}d-"
     home = Path(tempfile.mkdtemp(prefix="streamml-bench-drain-"))
     learner = Learner(workload.spec.models, workload.spec.label)
@@ -131,8 +165,10 @@ def measure_drain(kafka: KafkaSettings, spec_arg: str, workload: Workload, event
     load_before = load_average()
     say(f"pipeline drain: starting the services (logs in {home / 'logs'}) ...")
     running = start_stack(kafka, spec_arg, prefix, home, extra_env=extra)
+    cpu = CpuWindow({**running.pids(), **({"broker": broker} if broker else {})}, events)
     try:
-        counted = wait_for_predictions(running, events, timeout=120.0 + events / 20)
+        counted = wait_for_predictions(running, events, timeout=120.0 + events / 20,
+                                       on_count=cpu.on_count)
         load_after = load_average()
         restarts = running.restarts()
     finally:
@@ -145,4 +181,5 @@ def measure_drain(kafka: KafkaSettings, spec_arg: str, workload: Workload, event
             delete_topics(kafka, prefix)
     return {**figures(outputs, labels), "predictions_counted": counted, "prefix": prefix,
             "home": str(home), "restarts": restarts, "load_before": load_before,
-            "load_after": load_after, "label_delay": label_delay}
+            "load_after": load_after, "label_delay": label_delay,
+            "cpu_ms_per_event": cpu.ms_per_event()}
