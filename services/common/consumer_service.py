@@ -65,10 +65,12 @@ def connect(
         producer_overrides["transactional.id"] = transactional_id
     deliveries = DeliveryReports()
     # Only failed deliveries call back: no Python call per record delivered.
-    producer = make_producer(settings.kafka, on_delivery=deliveries.on_delivery,
-                             **{"delivery.report.only.error": True, **producer_overrides})
+    producer = make_producer(settings.kafka, on_delivery=deliveries.on_delivery, **{
+        "delivery.report.only.error": True, "linger.ms": settings.batch.linger_ms,
+        **producer_overrides})
     consumer = make_consumer(
         settings.kafka, settings.group(service), **{
+            **settings.batch.consumer_config(),
             "statistics.interval.ms": 5000,
             "stats_cb": lambda stats: loop_metrics.record_statistics(
                 stats, dict(names), settings.group(service)
@@ -92,6 +94,7 @@ def serve(
         plumbing.consumer, plumbing.producer, handler, plumbing.dead_letters, stop,
         plumbing.loop_metrics, base_name_of=lambda topic: plumbing.inputs.get(topic, topic),
         committer=committer, deliveries=plumbing.deliveries,
+        batch_size=plumbing.settings.batch.max_messages,
     )
     loop.subscribe(list(plumbing.inputs))
     started = time.monotonic()

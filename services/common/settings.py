@@ -89,6 +89,38 @@ class TopicSettings(BaseModel):
     partitions: int | None = Field(default=None, ge=1, le=10_000)
 
 
+class BatchSettings(BaseModel):
+    """How many messages a confluent-kafka service takes per turn of its loop, and how its
+    clients trade latency for fewer, larger Kafka requests.
+
+    ``max_messages`` per ``consume`` call; the consumer's ``fetch.min.bytes`` and
+    ``fetch.wait.max.ms`` (the broker answers a fetch once it has that many bytes, or after that
+    long); the producer's ``linger.ms``. The services on the prediction path (model) answer a
+    fetch as soon as anything is there; those off it (drift, metrics sink) wait for 64 KiB or
+    100 ms. Read from ``STREAMML_BATCH__MAX_MESSAGES``, ``STREAMML_BATCH__FETCH_MIN_BYTES``,
+    ``STREAMML_BATCH__FETCH_MAX_WAIT_MS`` and ``STREAMML_BATCH__LINGER_MS``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_messages: int = Field(default=500, ge=1, le=100_000)
+    fetch_min_bytes: int = Field(default=1, ge=1, le=100_000_000)
+    fetch_max_wait_ms: int = Field(default=500, ge=0, le=300_000)
+    linger_ms: float = Field(default=2.0, ge=0, le=900_000)
+
+    def consumer_config(self) -> dict[str, int]:
+        """The librdkafka consumer settings these stand for."""
+        return {"fetch.min.bytes": self.fetch_min_bytes,
+                "fetch.wait.max.ms": self.fetch_max_wait_ms}
+
+
+class OffPathBatchSettings(BatchSettings):
+    """:class:`BatchSettings` of a service whose output nobody waits for event by event."""
+
+    fetch_min_bytes: int = Field(default=65_536, ge=1, le=100_000_000)
+    fetch_max_wait_ms: int = Field(default=100, ge=0, le=300_000)
+
+
 class Settings(BaseSettings):
     """Settings every service shares. Services subclass it to add their own fields."""
 
@@ -98,6 +130,7 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$", max_length=100)
     spec: str = "clicks"
     metrics_host: str = "127.0.0.1"

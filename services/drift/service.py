@@ -9,7 +9,7 @@ from pydantic import Field
 from schemas.spec import load_spec
 from services.common.consumer_service import connect, serve
 from services.common.runtime import StopSignal, configure_logging
-from services.common.settings import Settings
+from services.common.settings import OffPathBatchSettings, Settings
 from services.drift.covariate import watched_features
 from services.drift.handler import DriftHandler, DriftMetrics
 
@@ -21,6 +21,7 @@ class DriftSettings(Settings):
     """Everything the drift service reads at start."""
 
     metrics_port: int = Field(default=9104, ge=0, le=65535)
+    batch: OffPathBatchSettings = Field(default_factory=OffPathBatchSettings)
 
 
 def run(settings: DriftSettings, stop: StopSignal) -> int:

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from services.common.consumer_service import connect, serve
 from services.common.runtime import StopSignal, configure_logging
-from services.common.settings import Settings
+from services.common.settings import OffPathBatchSettings, Settings
 from services.metrics_sink.handler import SinkHandler, SinkTopics
 from services.metrics_sink.metrics import SinkMetrics
 
@@ -21,6 +21,7 @@ class SinkSettings(Settings):
     """Everything the metrics sink reads at start."""
 
     metrics_port: int = Field(default=9105, ge=0, le=65535)
+    batch: OffPathBatchSettings = Field(default_factory=OffPathBatchSettings)
     accuracy_window: int = Field(default=1000, gt=0)
     """Outcomes per model in every rolling quality window (accuracy, log loss, ROC AUC, MAE,
     RMSE, label coverage)."""

@@ -150,3 +150,27 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(ValidationError):
         settings.spec = "other"  # type: ignore[misc]
+
+
+def test_batching_is_eager_on_the_prediction_path_and_patient_off_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.drift.service import DriftSettings
+    from services.metrics_sink.service import SinkSettings
+
+    assert ModelSettings().batch.consumer_config() == {"fetch.min.bytes": 1,
+                                                       "fetch.wait.max.ms": 500}
+    for off_path in (DriftSettings(), SinkSettings()):
+        assert off_path.batch.consumer_config() == {"fetch.min.bytes": 65_536,
+                                                    "fetch.wait.max.ms": 100}
+    monkeypatch.setenv("STREAMML_BATCH__MAX_MESSAGES", "50")
+    monkeypatch.setenv("STREAMML_BATCH__LINGER_MS", "0")
+    drift = DriftSettings()
+    assert (drift.batch.max_messages, drift.batch.linger_ms) == (50, 0.0)
+    assert drift.batch.fetch_min_bytes == 65_536, "a setting given keeps the others' defaults"
+
+
+def test_a_batch_of_no_messages_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMML_BATCH__MAX_MESSAGES", "0")
+    with pytest.raises(ValidationError, match="max_messages"):
+        ModelSettings()
