@@ -30,7 +30,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
@@ -82,19 +82,20 @@ def check_compatible(recorded: dict[str, str], current: dict[str, str]) -> None:
         )
 
 
-def dump_state(state: dict[str, Any], delta: bool = False) -> str:
+def dump_state(state: object, delta: bool = False) -> str:
     """Pickled (whole, or as a delta on the previous dump), compressed and base64-encoded."""
     return base64.b64encode(zlib.compress(journal.dump(state, delta), 1)).decode()
 
 
-def load_state(chain: ModelSnapshot | Sequence[ModelSnapshot]) -> dict[str, Any]:
-    """The state of a full snapshot followed by its deltas, after checking library versions."""
+def load_state(chain: ModelSnapshot | Sequence[ModelSnapshot]) -> object:
+    """The state of a full snapshot followed by its deltas, after checking library versions
+    (for the model handler, a :class:`~services.model.state.HandlerState`, or the dict that
+    checkpoints written before it hold)."""
     snapshots = [chain] if isinstance(chain, ModelSnapshot) else list(chain)
     for snapshot in snapshots:
         check_compatible(snapshot.library_versions, library_versions())
-    state: dict[str, Any] = journal.load(
+    return journal.load(
         zlib.decompress(base64.b64decode(snapshot.state)) for snapshot in snapshots)
-    return state
 
 
 def delta_key(key: str, base: int, sequence: int) -> str:
@@ -186,7 +187,9 @@ class Checkpointable(Protocol):
     revision: int
     """Bumped on every change of state or output; unchanged means nothing to checkpoint."""
 
-    def state(self) -> dict[str, Any]: ...
+    def state(self) -> object:
+        """Everything the handler needs to continue (picklable)."""
+        ...
 
     def champion(self) -> tuple[str, int]:
         """The serving model's name and version."""

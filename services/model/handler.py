@@ -50,6 +50,7 @@ from services.model.messages import ModelTopics as ModelTopics
 from services.model.metrics import ModelMetrics
 from services.model.pending import BoundedMap, PendingEntry, PendingStore, named
 from services.model.settings import ModelOptions
+from services.model.state import HandlerState
 
 
 class _Producer(Protocol):
@@ -147,31 +148,32 @@ class ModelHandler:
         """The serving model's name and version."""
         return self.learner.champion.name, self.learner.champion.version
 
-    def state(self) -> dict[str, object]:
+    def state(self) -> HandlerState:
         """Everything needed to continue exactly where this handler is (picklable)."""
-        return {
-            "models": self.learner.models, "champion_version": self.learner.champion_version,
-            "race": self.governor.race, "pending": self.pending, "early": self._early,
-            "predicted": self._predicted, "resolved": self._resolved, "ready": self._ready,
-            "newest_time": self._newest_time,
-            "newest_feature_time": self._newest_feature_time, "stream_now": self.stream_now(),
-            "labels_learned": self.labels_learned,
-        }
+        return HandlerState(
+            models=self.learner.models, champion_version=self.learner.champion_version,
+            race=self.governor.race, pending=self.pending, early=self._early,
+            predicted=self._predicted, resolved=self._resolved, ready=self._ready,
+            newest_time=self._newest_time, newest_feature_time=self._newest_feature_time,
+            stream_now=self.stream_now(), labels_learned=self.labels_learned,
+        )
 
-    def restore(self, state: dict[str, object]) -> None:
-        """Continue from a :meth:`state` taken earlier (possibly by another process)."""
-        self.learner.models = state["models"]  # type: ignore[assignment]
-        self.learner.champion_version = int(state["champion_version"])  # type: ignore[call-overload]
-        self.governor.race = state["race"]  # type: ignore[assignment]
-        self.pending = state["pending"]  # type: ignore[assignment]
-        self._early = named(state["early"], "early")  # type: ignore[arg-type]
-        self._predicted = named(state["predicted"], "predicted")  # type: ignore[arg-type]
-        self._resolved = named(state["resolved"], "resolved")  # type: ignore[arg-type]
-        self._ready = state["ready"]  # type: ignore[assignment]
-        self._newest_time = float(state["newest_time"])  # type: ignore[arg-type]
-        self._newest_feature_time = float(state["newest_feature_time"])  # type: ignore[arg-type]
-        self._stream_now = float(state["stream_now"])  # type: ignore[arg-type]
-        self.labels_learned = int(state["labels_learned"])  # type: ignore[call-overload]
+    def restore(self, loaded: object) -> None:
+        """Continue from a :meth:`state` taken earlier (possibly by another process); older
+        checkpoints' dict states are read too (:meth:`HandlerState.of`)."""
+        state = HandlerState.of(loaded)
+        self.learner.models = state.models
+        self.learner.champion_version = int(state.champion_version)
+        self.governor.race = state.race
+        self.pending = state.pending
+        self._early = named(state.early, "early")
+        self._predicted = named(state.predicted, "predicted")
+        self._resolved = named(state.resolved, "resolved")
+        self._ready = state.ready
+        self._newest_time = float(state.newest_time)
+        self._newest_feature_time = float(state.newest_feature_time)
+        self._stream_now = float(state.stream_now)
+        self.labels_learned = int(state.labels_learned)
         self._newest_seen_at = self._last_features_at = self._monotonic()
 
     # -- time -------------------------------------------------------------------------------

@@ -33,7 +33,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -50,6 +49,7 @@ from services.cli.process import ServiceProcess
 from services.common.kafka import ensure_topics
 from services.common.settings import KafkaSettings
 from services.model.checkpoint import load_state, read_checkpoint_chain
+from services.model.state import HandlerState
 from tests.integration.conftest import read_topic, topic_size, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -195,9 +195,9 @@ def publish_labels(producer: Producer, prefix: str, labels: list[tuple[str, date
     assert producer.flush(30) == 0
 
 
-def checkpoint_after(kafka: KafkaSettings, prefix: str, features_read: int) -> dict[str, Any]:
+def checkpoint_after(kafka: KafkaSettings, prefix: str, features_read: int) -> HandlerState:
     """The state in the first checkpoint that covers ``features_read`` feature vectors."""
-    state: dict[str, Any] = {}
+    states: list[HandlerState] = []
 
     def covered() -> bool:
         chain = read_checkpoint_chain(kafka, f"{prefix}model-snapshots",
@@ -208,22 +208,22 @@ def checkpoint_after(kafka: KafkaSettings, prefix: str, features_read: int) -> d
                    if name.startswith(f"{prefix}features:"))
         if read < features_read:
             return False
-        state.update(load_state(chain))
+        states.append(HandlerState.of(load_state(chain)))
         return True
 
     wait_for(covered, timeout=60, what=f"a checkpoint covering {features_read} feature vectors")
-    return state
+    return states[-1]
 
 
-def assert_stores_bounded(state: dict[str, Any], phase: str) -> None:
+def assert_stores_bounded(state: HandlerState, phase: str) -> None:
     """Every store the service keeps (the whole checkpointed state) is within its bound."""
     sizes = {
-        "pending": len(state["pending"]),
-        "pending deadlines": len(state["pending"]._deadlines),
-        "waiting labels": len(state["early"]),
-        "queued labels": len(state["ready"]),
-        "predicted ids": len(state["predicted"]),
-        "resolved ids": len(state["resolved"]),
+        "pending": len(state.pending),
+        "pending deadlines": len(state.pending._deadlines),
+        "waiting labels": len(state.early),
+        "queued labels": len(state.ready),
+        "predicted ids": len(state.predicted),
+        "resolved ids": len(state.resolved),
     }
     bounds = {
         "pending": PENDING_CAPACITY, "pending deadlines": QUEUE_BOUND,

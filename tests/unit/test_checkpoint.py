@@ -40,6 +40,7 @@ def test_a_trained_model_survives_the_snapshot_round_trip() -> None:
         model.learn_one({"x": n % 7, "y": n % 3}, n % 2 == 0)
     wire = encode(snapshot({"model": model, "labels": 50}, library_versions()))
     restored = load_state(decode(ModelSnapshot, wire))
+    assert isinstance(restored, dict)
     assert restored["labels"] == 50
     probe = {"x": 3.0, "y": 1.0}
     assert restored["model"].predict_proba_one(probe) == model.predict_proba_one(probe)

@@ -741,9 +741,13 @@ def test_a_label_only_stream_still_learns_by_stream_time() -> None:
 # -- checkpoints -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("as_dict", [False, True], ids=["typed", "dict-of-older-checkpoints"])
 @pytest.mark.parametrize("deltas", [False, True], ids=["full", "full-then-deltas"])
-def test_a_restored_checkpoint_continues_exactly_like_the_original(deltas: bool) -> None:
-    """Restored from one full checkpoint, or from a full one and the deltas taken after it."""
+def test_a_restored_checkpoint_continues_exactly_like_the_original(
+    deltas: bool, as_dict: bool,
+) -> None:
+    """Restored from one full checkpoint, or from a full one and the deltas taken after it;
+    from the typed state, or from the dict checkpoints written before it held."""
     def specs() -> Model:
         tree = ModelSpec(name="tree", estimator="tree.HoeffdingTreeClassifier")
         return build(champion=LOGREG, challengers=(tree,), window=DETERMINISM_WINDOW)
@@ -768,10 +772,11 @@ def test_a_restored_checkpoint_continues_exactly_like_the_original(deltas: bool)
     dumps = []
     for number, (start, end) in enumerate(itertools.pairwise(cuts)):
         assert play(original, messages[start:end]) == []
-        dumps.append(journal.dump(original.handler.state(), delta=number > 0))
+        taken = original.handler.state()
+        dumps.append(journal.dump(dict(vars(taken)) if as_dict else taken, delta=number > 0))
     state = original.handler.state()
-    assert state["ready"]  # labels queued, waiting for the stream to pass their time
-    assert state["early"]  # labels waiting for their features (e-31's, the ghost's)
+    assert state.ready  # labels queued, waiting for the stream to pass their time
+    assert state.early  # labels waiting for their features (e-31's, the ghost's)
     assert len(original.handler.pending) > 0
     restored = specs()
     restored.handler.restore(journal.load(dumps))
