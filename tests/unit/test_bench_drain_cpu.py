@@ -38,3 +38,13 @@ def test_the_drain_rows_show_cpu_per_event_in_service_order_with_the_sum() -> No
     row = next(row for row in drain_rows(results) if "CPU per event" in row)
     assert "(features / model / broker; sum)" in row
     assert "0.300 / 0.100 / 0.200; 0.600" in row
+
+
+def test_requests_per_event_count_fetches_once_and_skip_missing_counts() -> None:
+    from services.cli.bench.broker_requests import parse_counts, per_event
+
+    before = parse_counts("Fetch 100\nFetchConsumer 100\nProduce 50\nnoise\nMetadata 10\n")
+    after = parse_counts("Fetch 300\nFetchConsumer 300\nProduce 150\nMetadata 20\n")
+    assert per_event(before, after, 100) == {"total": 3.1, "produce": 1.0, "fetch": 2.0}
+    assert per_event(None, after, 100) == {}
+    assert per_event(before, after, 0) == {}

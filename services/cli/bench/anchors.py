@@ -138,6 +138,12 @@ def drain_rows(results: dict[str, Any]) -> list[str]:
             f"pipeline drain: CPU per event, ms ({' / '.join(names)}; sum)",
             " / ".join(f"{cpu[name]:.3f}" for name in names)
             + f"; {sum(cpu[name] for name in names):.3f}", "", ""))
+    requests = drain.get("requests_per_event") or {}
+    if requests:
+        rows.append(_row(
+            "pipeline drain: Kafka requests per event (all / produce / fetch), whole drain",
+            f"{requests['total']:.3f} / {requests['produce']:.3f} / {requests['fetch']:.3f}",
+            "", ""))
     for peer in results.get("peers") or {}:
         rows.append(_row(f"pipeline drain / {PEER_NAMES.get(peer, peer)}",
                          ratio_text(found.get(f"drain/{peer}")), "", ""))

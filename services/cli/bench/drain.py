@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from schemas.events import LabelValue
+from services.cli.bench.broker_requests import per_event, request_counts
 from services.cli.bench.peers import figures, read_outputs
 from services.cli.bench.scrape import cpu_seconds, load_average, scrape, total
 from services.cli.bench.stack_run import RunningStack, delete_topics, start_stack, stop_stack
@@ -151,8 +152,9 @@ def measure_drain(kafka: KafkaSettings, spec_arg: str, workload: Workload, event
                   say: Callable[[str], None] = print,
                   broker: int | None = None) -> dict[str, Any]:
     """Load the stream, start the services, wait for every prediction; the drain's figures
-    (:func:`~.peers.figures`) with the load average before and after, and the CPU per event
-    of each service (and of the broker, given its pid ``broker``) over the 10%-90% window."""
+    (:func:`~.peers.figures`) with the load average before and after, the CPU per event of
+    each service (and of the broker, given its pid ``broker``) over the 10%-90% window, and
+    the broker's requests per event over the whole drain, start-up included."""
     prefix = f"bench{run}d-"
     home = Path(tempfile.mkdtemp(prefix="streamml-bench-drain-"))
     learner = Learner(workload.spec.models, workload.spec.label)
@@ -163,12 +165,14 @@ def measure_drain(kafka: KafkaSettings, spec_arg: str, workload: Workload, event
     # every label may be read before its features: let the model hold them all
     extra = {"STREAMML_MODEL__EARLY_LABEL_CAPACITY": str(max(100_000, 2 * events))}
     load_before = load_average()
+    requests_before = request_counts(broker) if broker else None
     say(f"pipeline drain: starting the services (logs in {home / 'logs'}) ...")
     running = start_stack(kafka, spec_arg, prefix, home, extra_env=extra)
     cpu = CpuWindow({**running.pids(), **({"broker": broker} if broker else {})}, events)
     try:
         counted = wait_for_predictions(running, events, timeout=120.0 + events / 20,
                                        on_count=cpu.on_count)
+        requests_after = request_counts(broker) if broker else None
         load_after = load_average()
         restarts = running.restarts()
     finally:
@@ -182,4 +186,5 @@ def measure_drain(kafka: KafkaSettings, spec_arg: str, workload: Workload, event
     return {**figures(outputs, labels), "predictions_counted": counted, "prefix": prefix,
             "home": str(home), "restarts": restarts, "load_before": load_before,
             "load_after": load_after, "label_delay": label_delay,
-            "cpu_ms_per_event": cpu.ms_per_event()}
+            "cpu_ms_per_event": cpu.ms_per_event(),
+            "requests_per_event": per_event(requests_before, requests_after, int(counted))}
