@@ -29,7 +29,7 @@ from typing import Protocol
 from confluent_kafka import Message
 
 from schemas.alerts import DriftAlert
-from schemas.codec import encode
+from schemas.codec import encode, encode_plain
 from schemas.events import Label
 from schemas.features import FeatureVector
 from schemas.model_events import ModelEvent
@@ -234,7 +234,7 @@ class ModelHandler:
                 score=answer.score, event_time=vector.event_time, features_at=received,
                 predicted_at=predicted_at,
             )
-            self._producer.produce(self._topics.predictions, value=encode(prediction),
+            self._producer.produce(self._topics.predictions, value=encode_plain(prediction),
                                    key=vector.event_id.encode())
             self._metrics.predictions(model=answer.model, version=str(answer.version),
                                       role=answer.role).inc()
@@ -371,7 +371,7 @@ class ModelHandler:
                 learned_at=learned_at,
             )
             self._producer.produce(
-                self._topics.outcomes, value=encode(outcome), key=entry.event_id.encode()
+                self._topics.outcomes, value=encode_plain(outcome), key=entry.event_id.encode()
             )
             self._metrics.learned(model=model, timed_out=str(timed_out).lower()).inc()
         self.learner.learn(entry.x, y)
