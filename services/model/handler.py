@@ -135,8 +135,7 @@ class ModelHandler:
                 self.revision += 1
             self._expired_since_idle = False
 
-    def _measure_stores(self) -> None:
-        """Store sizes are read when metrics are scraped, not per message."""
+    def _measure_stores(self) -> None:  # read when metrics are scraped, not per message
         self._metrics.pending.set_function(lambda: len(self.pending))
         self._metrics.early_labels.set_function(lambda: len(self._early))
         self._metrics.remembered_ids(store="predicted").set_function(lambda: len(self._predicted))
@@ -159,8 +158,7 @@ class ModelHandler:
         )
 
     def restore(self, loaded: object) -> None:
-        """Continue from a :meth:`state` taken earlier (possibly by another process); older
-        checkpoints' dict states are read too (:meth:`HandlerState.of`)."""
+        """Continue from a :meth:`state` taken earlier, or an older dict (HandlerState.of)."""
         state = HandlerState.of(loaded)
         self.learner.models = state.models
         self.learner.champion_version = int(state.champion_version)
