@@ -33,6 +33,9 @@ When every broker it knows is down (a single broker restarting), librdkafka >= 2
 waits for. After the restart, ``send_offsets_to_transaction`` then blocks forever, past its
 timeout, and a consumer loses its group for a session timeout (librdkafka issues #5511, #5456).
 Without re-bootstrapping, clients reconnect to the brokers they know, as before 2.10.
+A node of a cluster that dies for good still leaves the metadata, and the same call can then
+block for good; the model service gives it a deadline of its own
+(:mod:`services.common.blocking_call`) and restarts from its last checkpoint.
 
 One gap remains: a metadata answer listing no broker makes librdkafka forget every broker, and
 without re-bootstrapping it never connects again (issue #5301). A lone KRaft broker gives that

@@ -36,6 +36,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 
 from schemas.codec import decode, encode
 from schemas.snapshots import ModelSnapshot
+from services.common.blocking_call import call_within
 from services.common.kafka import make_consumer
 from services.common.runtime import StartupError
 from services.common.settings import KafkaSettings
@@ -321,9 +322,11 @@ class TransactionalCheckpointer:
         if offsets:
             positions = [topic_partition(name, offset) for name, offset in sorted(offsets.items())]
             metadata = self._consumer.consumer_group_metadata()
-            _retried(lambda: self._producer.send_offsets_to_transaction(positions, metadata, 30),
-                     "adding the input offsets to the transaction")
-        _retried(lambda: self._producer.commit_transaction(60), "committing the transaction")
+            _retried(lambda: self._producer.send_offsets_to_transaction(positions, metadata,
+                                                                         OFFSETS_TIMEOUT_S),
+                     "adding the input offsets to the transaction", OFFSETS_TIMEOUT_S)
+        _retried(lambda: self._producer.commit_transaction(COMMIT_TIMEOUT_S),
+                 "committing the transaction", COMMIT_TIMEOUT_S)
         self._producer.begin_transaction()
         self._sequence = sequence
         if full:
@@ -352,20 +355,35 @@ RETRY_SECONDS = 240.0
 broker restarting, a coordinator moving). Shorter than the producer's transaction timeout
 (:data:`TRANSACTION_TIMEOUT_MS`), so the broker does not abort the transaction meanwhile."""
 
+OFFSETS_TIMEOUT_S = 30.0
+"""The timeout given to ``send_offsets_to_transaction``."""
+
+COMMIT_TIMEOUT_S = 60.0
+"""The timeout given to ``commit_transaction``."""
+
+HANG_GRACE_S = 15.0
+"""How long past its own timeout a transaction call may block before the service gives up on
+its producer (:func:`_retried`)."""
+
 TRANSACTION_TIMEOUT_MS = 300_000
 """The model producer's ``transaction.timeout.ms``: an open transaction may ride out an outage
 of a few minutes (the broker caps it at its ``transaction.max.timeout.ms``, 15 min by default)."""
 
 
-def _retried(call: Callable[[], None], what: str) -> None:
-    """Run a transaction call, again while it fails with a retriable error (librdkafka's
-    contract for ``send_offsets_to_transaction`` and ``commit_transaction``); anything else, or
-    still failing after :data:`RETRY_SECONDS`, is raised: the service then restarts from its
-    last checkpoint."""
+def _retried(call: Callable[[], None], what: str, timeout: float) -> None:
+    """Run a transaction call given ``timeout`` seconds, again while it fails with a retriable
+    error (librdkafka's contract for ``send_offsets_to_transaction`` and
+    ``commit_transaction``); anything else, or still failing after :data:`RETRY_SECONDS`, is
+    raised: the service then restarts from its last checkpoint.
+
+    A call still blocked :data:`HANG_GRACE_S` after its own timeout raises
+    :class:`~services.common.blocking_call.CallHung` (librdkafka issues #5456, #5511): the
+    transaction is never committed, so the restart loses and repeats nothing.
+    """
     deadline = time.monotonic() + RETRY_SECONDS
     while True:
         try:
-            call()
+            call_within(call, timeout + HANG_GRACE_S, what)
             return
         except KafkaException as exception:
             error = exception.args[0]

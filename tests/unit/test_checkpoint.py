@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from river import linear_model
 
 from schemas.codec import decode, encode
 from schemas.snapshots import ModelSnapshot
+from services.common.blocking_call import CallHung
 from services.common.settings import KafkaSettings
 from services.model.checkpoint import (
     SnapshotIncompatible,
@@ -198,6 +200,38 @@ def test_a_transaction_error_that_cannot_be_retried_is_raised(
     with pytest.raises(KafkaException):
         checkpointer.commit()
     assert (wire.attempts, checkpointer.checkpoints) == (1, 0)
+
+
+class _HangingOffsets(_Transactions):
+    """``send_offsets_to_transaction`` blocks until released, past its timeout (librdkafka
+    #5511 when the group coordinator dies)."""
+
+    def __init__(self, clock: _Clock) -> None:
+        super().__init__(clock)
+        self.release = threading.Event()
+
+    def send_offsets_to_transaction(self, *args: object) -> None:
+        self.release.wait()
+
+    def consumer_group_metadata(self) -> object:
+        return object()
+
+
+def test_a_transaction_call_blocked_past_its_timeout_fails_the_checkpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("services.model.checkpoint.OFFSETS_TIMEOUT_S", 0.01)
+    monkeypatch.setattr("services.model.checkpoint.HANG_GRACE_S", 0.04)
+    wire, source = _HangingOffsets(_Clock()), _Source()
+    checkpointer = TransactionalCheckpointer(
+        wire, wire, "snapshots", "m", source, offsets={"features:0": 5})  # type: ignore[arg-type]
+    source.revision += 1
+    try:
+        with pytest.raises(CallHung, match="adding the input offsets to the transaction"):
+            checkpointer.commit()
+    finally:
+        wire.release.set()
+    assert (wire.commits, checkpointer.checkpoints) == (0, 0), "nothing may be committed"
 
 
 class _Growing(_Source):
