@@ -102,6 +102,15 @@ class _Consumer(faust_aiokafka.Consumer):
                 if topics is None or tp in topics or getattr(tp, "topic", None) in topics)
 
     def _new_offset(self, tp: Any) -> int | None:
+        """The offset to commit for ``tp``, from :attr:`processed`.
+
+        faust's Cython stream iterator appends every acknowledged offset to this consumer's
+        per-partition ``_acked`` list and ``_acked_index`` set, which only faust's own version
+        of this method ever trimmed: they are emptied here, at every commit, or they would grow
+        by one entry per event for as long as the worker runs.
+        """
+        self._acked.pop(tp, None)
+        self._acked_index.pop(tp, None)
         return self.processed.committable(tp)
 
 

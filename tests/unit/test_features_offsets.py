@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import types
+from collections import defaultdict
+
 from services.features.offsets import ProcessedOffsets
+from services.features.transport import _Consumer
 
 
 def tracked(position: int = 10) -> ProcessedOffsets:
@@ -83,3 +87,21 @@ def test_revoked_partitions_are_neither_read_nor_committed() -> None:
     offsets.handed_over("p0", 10)  # late records of a revoked partition change nothing
     offsets.finished("p0", 10)
     assert offsets.committable("p0") is None
+
+
+def test_a_commit_empties_the_acknowledgements_faust_keeps_per_partition() -> None:
+    # faust's Cython stream iterator appends each acknowledged offset to these; the offset to
+    # commit comes from ProcessedOffsets, so the worker's commit must empty them or they grow
+    # by one entry per event.
+    offsets = tracked(10)
+    for offset in (10, 11):
+        offsets.handed_over("p0", offset)
+        offsets.finished("p0", offset)
+    consumer = types.SimpleNamespace(
+        processed=offsets,
+        _acked=defaultdict(list, {"p0": [10, 11], "p1": [3]}),
+        _acked_index=defaultdict(set, {"p0": {10, 11}, "p1": {3}}),
+    )
+    assert _Consumer._new_offset(consumer, "p0") == 12  # type: ignore[arg-type]
+    assert "p0" not in consumer._acked and "p0" not in consumer._acked_index
+    assert consumer._acked["p1"] == [3], "another partition's commit empties only its own"
