@@ -42,6 +42,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from services.common.batches import consume_ready
 from services.common.dead_letters import DeadLetter, DeadLetterPublisher
 from services.common.failures import Backoff, Retriable, UndeliveredOutput, describe_crash
 from services.common.runtime import StopSignal
@@ -243,7 +244,7 @@ class ConsumerLoop:
                 self._where = "a poll"
                 wanted = self._batch_size if max_messages is None else min(
                     self._batch_size, max_messages - processed)
-                batch = self._consumer.consume(wanted, self._poll_timeout)
+                batch = consume_ready(self._consumer, wanted, self._poll_timeout)
                 self._producer.poll(0)
                 if not batch:
                     self._where = "idle work"

@@ -38,6 +38,8 @@ from typing import Any, Protocol
 import orjson
 from confluent_kafka import Message, TopicPartition
 
+from services.common.batches import consume_ready
+
 log = logging.getLogger(__name__)
 
 OFFSET_INVALID = -1001
@@ -47,7 +49,7 @@ _Callback = Callable[[Any, list[TopicPartition]], None]
 
 
 class _Consumer(Protocol):
-    def consume(self, num_messages: int, timeout: float) -> list[Message]: ...
+    def consume(self, num_messages: int = 1, timeout: float = -1.0) -> list[Message]: ...
 
     def assignment(self) -> list[TopicPartition]: ...
 
@@ -147,7 +149,7 @@ class AlignedConsumer:
             self._release_ready(ready, labels)
             if ready:
                 return ready
-            fetched = self._consumer.consume(num_messages, self._wait(deadline))
+            fetched = consume_ready(self._consumer, num_messages, self._wait(deadline))
             labels = self._labels_assigned()
             for message in fetched:
                 self._admit(message, ready, labels)
