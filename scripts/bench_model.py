@@ -31,7 +31,7 @@ are learned in the stream, ten events behind the predictions.
    * publish -> visible: the wall time a ``read_committed`` consumer read the prediction minus
      the time the vector was published. It includes the broker round trips and, above all, the
      wait for the checkpoint transaction that makes the prediction visible, which commits every
-     ``commit_interval_seconds`` (1 s by default): expect roughly half of it at p50 and all of it
+     ``commit_interval_seconds`` (100 ms by default): expect roughly half of it at p50 and all of it
      at p99.
 
 The size of the last checkpoint (``streamml_model_checkpoint_bytes``) is reported for every run.
@@ -103,7 +103,7 @@ def print_table(drains: list[dict[str, Any]], lat: dict[str, Any] | None) -> Non
         print(f"| latency run: load average before / after | {lat['load_average_before'][0]} / "
               f"{lat['load_average_after'][0]} |")
     print("\npublish -> visible includes the wait for the checkpoint transaction "
-          "(commit_interval_seconds, 1 s by default) that makes a prediction readable.")
+          "(commit_interval_seconds, 100 ms by default) that makes a prediction readable.")
 
 
 def main() -> int:

@@ -158,7 +158,7 @@ def render(results: dict[str, Any]) -> str:
               "during pipeline measurements includes the benchmark's own processes (broker, "
               "four services, publisher, readers) on this machine. read_committed readers see "
               "predictions when the model's transaction commits (every "
-              "`STREAMML_MODEL__COMMIT_INTERVAL_SECONDS`, 1 s by default)."]
+              "`STREAMML_MODEL__COMMIT_INTERVAL_SECONDS`, 100 ms by default)."]
     return "\n".join(lines) + "\n"
 
 
