@@ -214,9 +214,12 @@ def test_a_service_done_with_its_work_is_not_restarted_but_a_crashed_one_is(
         runs = tmp_path / f"{name}.runs"
         return ServicePlan(
             name, name, 1, restart_after_success=restart_after_success,
+            # The count is written beside and renamed into place: the test reading it while it
+            # is written never sees an empty file.
             argv=[sys.executable, "-c", f"import pathlib, sys; p = pathlib.Path({str(runs)!r}); "
-                  f"p.write_text(str(int(p.read_text() or 0) + 1) if p.exists() else '1'); "
-                  f"sys.exit({code})"],
+                  f"t = p.with_suffix('.tmp'); "
+                  f"t.write_text(str(int(p.read_text()) + 1) if p.exists() else '1'); "
+                  f"t.replace(p); sys.exit({code})"],
         )
 
     plan = Plan(str(tmp_path), [counting("finite", 0, False), counting("crashing", 1, False),
