@@ -119,6 +119,7 @@ class AlignedConsumer:
         self._paused: list[TopicPartition] = []
         self._newest_label: dict[int, float] = {}  # labels partition -> newest label_time read
         self._next_label: dict[int, int] = {}  # labels partition -> next offset to read
+        self._assigned: list[TopicPartition] | None = None  # None: to be read again
         self.held_total = 0
         self.forced = 0
 
@@ -199,8 +200,15 @@ class AlignedConsumer:
         while self._held and self._ready(self._held[0].event_time, labels):
             ready.append(self._release())
 
+    def _assignment(self, topic: str) -> list[TopicPartition]:
+        """The assigned partitions of ``topic``. ``assignment()`` is a round trip to
+        librdkafka's main thread, so it is asked again only after a rebalance callback."""
+        if self._assigned is None:
+            self._assigned = self._consumer.assignment()
+        return [tp for tp in self._assigned if tp.topic == topic]
+
     def _labels_assigned(self) -> list[TopicPartition]:
-        return [tp for tp in self._consumer.assignment() if tp.topic == self._labels]
+        return self._assignment(self._labels)
 
     def _read_label(self, message: Message) -> None:
         partition = message.partition() or 0
@@ -238,8 +246,7 @@ class AlignedConsumer:
     def _hold(self, message: Message, event_time: float) -> None:
         if not self._held:
             self._held_since = self._monotonic()
-            self._paused = [tp for tp in self._consumer.assignment()
-                            if tp.topic == self._features]
+            self._paused = self._assignment(self._features)
             if self._paused:
                 self._consumer.pause(self._paused)
         self._held.append(_Held(message, event_time))
@@ -284,15 +291,23 @@ class AlignedConsumer:
                   on_revoke: _Callback | None = None, on_lost: _Callback | None = None) -> None:
         """Subscribe; partitions taken away lose what was held from them (a lost assignment
         with no ``on_lost`` goes to ``on_revoke``, as with the consumer itself)."""
-        callbacks: dict[str, _Callback] = {"on_revoke": self._revoking(on_revoke)}
-        if on_assign is not None:
-            callbacks["on_assign"] = on_assign
+        callbacks: dict[str, _Callback] = {"on_revoke": self._revoking(on_revoke),
+                                           "on_assign": self._assigning(on_assign)}
         if on_lost is not None:
             callbacks["on_lost"] = self._revoking(on_lost)
         self._consumer.subscribe(topics, **callbacks)
 
+    def _assigning(self, given: _Callback | None) -> _Callback:
+        def assigned(consumer: Any, partitions: list[TopicPartition]) -> None:
+            self._assigned = None
+            if given is not None:
+                given(consumer, partitions)
+
+        return assigned
+
     def _revoking(self, given: _Callback | None) -> _Callback:
         def revoked(consumer: Any, partitions: list[TopicPartition]) -> None:
+            self._assigned = None
             if given is not None:
                 given(consumer, partitions)  # commits with the held messages still excluded
             gone = {(tp.topic, tp.partition) for tp in partitions}

@@ -235,3 +235,28 @@ def test_other_topics_and_undecodable_features_go_straight_through() -> None:
     reader = aligned(consumer, start={"labels:0": 0, "labels:1": 0})
 
     assert drain(reader) == ["features[0]@0", "drift-alerts[0]@0"]
+
+
+def test_the_assignment_is_read_again_after_a_rebalance_only() -> None:
+    consumer = FakeConsumer([feature(0, 1.0)], high={(LABELS, 0): 0}, labels_partitions=1)
+    asked: list[int] = []
+    assignment = consumer.assignment
+
+    def counted() -> list[TopicPartition]:
+        asked.append(1)
+        return assignment()
+
+    consumer.assignment = counted  # type: ignore[method-assign]
+    reader = aligned(consumer, start={"labels:0": 0, "labels:1": 0})
+    reader.subscribe([FEATURES, LABELS])
+
+    assert drain(reader) == ["features[0]@0"]
+    assert len(asked) == 1, "assignment() is a round trip to librdkafka: not once per fetch"
+
+    consumer.assigned.append(TopicPartition(LABELS, 1))  # a rebalance brings labels[1] ...
+    consumer.callbacks["on_assign"](consumer, [TopicPartition(LABELS, 1)])
+    consumer.queue.append(feature(1, 2.0))
+    assert drain(reader) == [], "... not fetched yet: the next vector waits for it"
+    consumer.high[(LABELS, 1)] = 0
+    assert drain(reader) == ["features[0]@1"]
+    assert len(asked) == 2
