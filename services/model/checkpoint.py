@@ -22,6 +22,7 @@ written by an incompatible River or Python with :class:`SnapshotIncompatible`.
 from __future__ import annotations
 
 import base64
+import functools
 import importlib.metadata
 import logging
 import platform
@@ -53,12 +54,17 @@ class SnapshotIncompatible(StartupError):
 
 
 def library_versions() -> dict[str, str]:
-    """The versions a pickled state depends on."""
-    return {
-        "river": importlib.metadata.version("river"),
-        "python": ".".join(platform.python_version_tuple()[:2]),
-        "state_format": STATE_FORMAT,
-    }
+    """The versions a pickled state depends on (read from the installed packages once)."""
+    return dict(_installed_versions())
+
+
+@functools.cache
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    return (
+        ("river", importlib.metadata.version("river")),
+        ("python", ".".join(platform.python_version_tuple()[:2])),
+        ("state_format", STATE_FORMAT),
+    )
 
 
 def _major_minor(version: str) -> str:
@@ -235,7 +241,7 @@ class TransactionalCheckpointer:
         time_share: float = 0.25,
         max_wait: float = 15.0,
         restored: Sequence[ModelSnapshot] = (),
-        max_deltas: int = 100,
+        max_deltas: int = 1_000,
         delta_budget: float = 1.0,
         offsets: Mapping[str, int] | None = None,
     ) -> None:
