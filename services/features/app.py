@@ -62,6 +62,8 @@ SERVICE = "features"
 Send = Callable[[StagedEvent], Awaitable[None]]
 Step = Callable[[StagedEvent, bytes, int, faust.types.Message], Awaitable[None]]
 """(staged event, entity key, partition of the entity's state, source message)."""
+Route = Callable[[StagedEvent, faust.types.Message], Awaitable[None]]
+"""Where a validated event goes next, given the message it came in."""
 
 
 def primary_stage(spec: PipelineSpec, stages: list[Stage]) -> Stage | None:
@@ -82,10 +84,19 @@ def build_app(
     ``partitions`` is the partition count of ``events``; internal topics and tables get as many.
     ``datadir`` is faust's data directory (default: ``<group>-data`` in the working directory).
     """
+    app = _new_app(settings, partitions, datadir)
+    wiring = _Wiring(app, settings, spec, metrics, clock, partitions)
+    send_next = wiring.add_stage_agents()
+    wiring.add_events_agent(wiring.router(send_next))
+    wiring.add_lag_timer()
+    return app
+
+
+def _new_app(settings: FeaturesSettings, partitions: int, datadir: str | None) -> LowLatencyApp:
+    """The faust app as the service runs it: in-memory tables, lz4, acks from all replicas."""
     options = settings.features
-    group = settings.group(SERVICE)
-    app = LowLatencyApp(
-        group,
+    return LowLatencyApp(
+        settings.group(SERVICE),
         fetch_max_wait_ms=options.fetch_max_wait_ms,
         **faust_broker_options(settings.kafka),
         web_enabled=False,
@@ -103,18 +114,30 @@ def build_app(
         table_cleanup_interval=60.0,
         **({} if datadir is None else {"datadir": datadir}),
     )
-    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-    events = app.topic(settings.topic("events"), **raw)
-    features = settings.topic("features")
-    dead_letters = settings.topic("dead-letters")
-    limits = options.limits()
-    stages = plan_stages(spec, options.remember_events)
-    primary = primary_stage(spec, stages)
-    outbox = Outbox(lambda: app.producer.send)
-    tables: list[StageTable] = []
-    app.before_flush.append(Checkpoint(tables, outbox))
 
-    async def dead_letter(event: faust.EventT[Any], error: DeadLetter) -> None:
+
+class _Wiring:
+    """What the agents share (the app, the outbox, the tables, the spec's stages), and one
+    method per step of building them, in the order :func:`build_app` calls them."""
+
+    def __init__(self, app: LowLatencyApp, settings: FeaturesSettings, spec: PipelineSpec,
+                 metrics: FeaturesMetrics, clock: Callable[[], datetime],
+                 partitions: int) -> None:
+        self.app, self.settings, self.spec, self.metrics = app, settings, spec, metrics
+        self.clock, self.partitions = clock, partitions
+        self.group = settings.group(SERVICE)
+        self.raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.features_topic = settings.topic("features")
+        self.dead_letters_topic = settings.topic("dead-letters")
+        self.stages = plan_stages(spec, settings.features.remember_events)
+        self.primary = primary_stage(spec, self.stages)
+        self.outbox = Outbox(lambda: app.producer.send)
+        self.tables: list[StageTable] = []
+        app.before_flush.append(Checkpoint(self.tables, self.outbox))
+        self.handle = RecordHandler(app.processed, self.dead_letter, app.crash)
+
+    async def dead_letter(self, event: faust.EventT[Any], error: DeadLetter) -> None:
+        """Send the event's message as it came to ``dead-letters``, with the reason."""
         message = event.message
         cause = error.__cause__ if error.__cause__ is not None else error
         headers = DeadLetterHeaders(
@@ -122,91 +145,110 @@ def build_app(
             source_offset=message.offset, service=SERVICE, reason_code=error.reason_code,
             error_class=type(cause).__name__, reason=error.reason[:2000],
         )
-        await outbox.send(dead_letters, message.key, message.value,
-                          headers=headers.to_kafka_headers())
-        metrics.invalid_events.labels(reason=error.reason_code).inc()
+        await self.outbox.send(self.dead_letters_topic, message.key, message.value,
+                               headers=headers.to_kafka_headers())
+        self.metrics.invalid_events.labels(reason=error.reason_code).inc()
         log.warning("dead-lettered %s: %s", error.reason_code, error.reason[:200])
 
-    handle = RecordHandler(app.processed, dead_letter, app.crash)
-
-    async def publish_features(staged: StagedEvent) -> None:
-        vector = finish(staged, clock())
+    async def publish_features(self, staged: StagedEvent) -> None:
+        """The last step: the vector on ``features``."""
+        vector = finish(staged, self.clock())
         # Keyed like the event (primary entity): an entity's vectors stay in order.
-        key = vector.entity[spec.entity_keys[0]].encode()
-        await outbox.send(features, key, encode_plain(vector))
-        metrics.events_processed.inc()
-        metrics.processing_seconds.observe((vector.computed_at - staged.ingested_at)
-                                           .total_seconds())
+        key = vector.entity[self.spec.entity_keys[0]].encode()
+        await self.outbox.send(self.features_topic, key, encode_plain(vector))
+        self.metrics.events_processed.inc()
+        self.metrics.processing_seconds.observe((vector.computed_at - staged.ingested_at)
+                                                .total_seconds())
 
-    def stage_step(stage: Stage, is_primary: bool, send_next: Send) -> Step:
-        table = StageTable(cast("faust.Table[bytes, Any]", app.Table(
-            table_name(stage, is_primary), default=None, partitions=partitions, key_type=bytes,
+    def stage_step(self, stage: Stage, is_primary: bool, send_next: Send) -> Step:
+        """The step adding ``stage``'s aggregates, with the table holding its states."""
+        table = StageTable(cast("faust.Table[bytes, Any]", self.app.Table(
+            table_name(stage, is_primary), default=None, partitions=self.partitions,
+            key_type=bytes,
         )))  # keys are raw bytes (entity values); values are JSON dicts (value_type None: json)
-        tables.append(table)
-        return _step(stage, table, send_next, metrics)
+        self.tables.append(table)
+        return _step(stage, table, send_next, self.metrics)
 
-    def feeder(topic: faust.TopicT, stage: Stage) -> Send:
-        name = topic.get_topic_name()
+    def stage_topic(self, stage: Stage, home: bool) -> faust.TopicT:
+        return self.app.topic(stage_topic(self.group, stage, home), partitions=self.partitions,
+                              internal=True, **self.raw)
 
+    def add_stage_agents(self) -> Send:
+        """An agent per non-primary stage, chained from the last to the first; returns how an
+        event enters the chain (straight to ``features`` when there is no such stage)."""
+        send_next: Send = self.publish_features
+        for stage in reversed([stage for stage in self.stages if stage is not self.primary]):
+            topic = self.stage_topic(stage, False)
+            _add_stage_agent(self.app, f"{self.group}.stage-{stage.entity}", topic,
+                             self.stage_step(stage, False, send_next), self.handle)
+            send_next = self._feeder(topic.get_topic_name(), stage)
+        return send_next
+
+    def _feeder(self, topic: str, stage: Stage) -> Send:
         async def feed(staged: StagedEvent) -> None:
-            await outbox.send(name, staged.event.entity[stage.entity].encode(),
-                              encode_staged(staged))
+            await self.outbox.send(topic, staged.event.entity[stage.entity].encode(),
+                                   encode_staged(staged))
 
         return feed
 
-    send_next: Send = publish_features
-    for stage in reversed([stage for stage in stages if stage is not primary]):
-        topic = app.topic(stage_topic(group, stage, False), partitions=partitions,
-                          internal=True, **raw)
-        _add_stage_agent(app, f"{group}.stage-{stage.entity}", topic,
-                         stage_step(stage, False, send_next), handle)
-        send_next = feeder(topic, stage)
+    def router(self, send_next: Send) -> Route:
+        """Where a validated event goes: with a primary stage, its aggregates are added in
+        place when the event is in its entity's home partition, else it is re-homed (its own
+        agent adds them there); without one, on to ``send_next``."""
+        primary = self.primary
+        if primary is None:
+            async def hand_on(staged: StagedEvent, _message: faust.types.Message) -> None:
+                await send_next(staged)
 
-    route: Callable[[StagedEvent, faust.types.Message], Awaitable[None]]
-    if primary is None:
-        async def hand_on(staged: StagedEvent, _message: faust.types.Message) -> None:
-            await send_next(staged)
-
-        route = hand_on
-    else:
-        home = app.topic(stage_topic(group, primary, True), partitions=partitions,
-                         internal=True, **raw)
-        step = stage_step(primary, True, send_next)
-        _add_stage_agent(app, f"{group}.stage-{primary.entity}-home", home, step, handle)
+            return hand_on
+        home = self.stage_topic(primary, True)
+        step = self.stage_step(primary, True, send_next)
+        _add_stage_agent(self.app, f"{self.group}.stage-{primary.entity}-home", home, step,
+                         self.handle)
+        rehome_topic = home.get_topic_name()
 
         async def in_place_or_rehomed(staged: StagedEvent, message: faust.types.Message) -> None:
             key = staged.event.entity[primary.entity].encode()
-            partition = home_partition(key, partitions)
+            partition = home_partition(key, self.partitions)
             if message.partition == partition:
                 await step(staged, key, partition, message)
                 return
-            metrics.rehomed.inc()
-            await outbox.send(home.get_topic_name(), key, encode_staged(staged), partition)
+            self.metrics.rehomed.inc()
+            await self.outbox.send(rehome_topic, key, encode_staged(staged), partition)
 
-        route = in_place_or_rehomed
+        return in_place_or_rehomed
 
-    async def validate_and_route(event: faust.EventT[Any]) -> None:
-        message = event.message
-        staged = admit(event.value, spec, clock(), limits, (message.partition, message.offset))
-        await route(staged, message)
+    def add_events_agent(self, route: Route) -> None:
+        """The agent on ``events``: validate (:func:`admit`), then ``route``."""
+        spec, clock, limits = self.spec, self.clock, self.settings.features.limits()
+        handle = self.handle
 
-    async def read_events(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            if not await handle(event, validate_and_route):
-                return
+        async def validate_and_route(event: faust.EventT[Any]) -> None:
+            message = event.message
+            staged = admit(event.value, spec, clock(), limits, (message.partition, message.offset))
+            await route(staged, message)
 
-    app.agent(events, name=f"{group}.validate")(read_events)
+        async def read_events(stream: faust.StreamT[Any]) -> None:
+            async for event in stream.events():
+                if not await handle(event, validate_and_route):
+                    return
 
-    sources = {settings.topic("events"): "events"}
-    sources.update({stage_topic(group, stage, stage is primary): f"by-{stage.entity}"
-                    for stage in stages})
+        events = self.app.topic(self.settings.topic("events"), **self.raw)
+        self.app.agent(events, name=f"{self.group}.validate")(read_events)
 
-    async def sample_lag() -> None:
-        for topic, lag in lag_sample(app.consumer, sources.get).items():
-            metrics.consumer_lag.labels(service=SERVICE, group=group, topic=topic).set(lag)
+    def add_lag_timer(self) -> None:
+        """Every 5 s, the consumer lag of each source topic as a gauge."""
+        sources = {self.settings.topic("events"): "events"}
+        sources.update({stage_topic(self.group, stage, stage is self.primary):
+                        f"by-{stage.entity}" for stage in self.stages})
+        lag = self.metrics.consumer_lag
+        group, app = self.group, self.app
 
-    app.timer(interval=5.0, name=f"{group}.lag")(sample_lag)
-    return app
+        async def sample_lag() -> None:  # app.consumer exists once the app has started
+            for topic, messages in lag_sample(app.consumer, sources.get).items():
+                lag.labels(service=SERVICE, group=group, topic=topic).set(messages)
+
+        self.app.timer(interval=5.0, name=f"{group}.lag")(sample_lag)
 
 
 def _step(stage: Stage, table: StageTable, send_next: Send, metrics: FeaturesMetrics) -> Step:
