@@ -39,7 +39,7 @@ unit: install ## Only the unit tests (no broker)
 	@$(BIN)/pytest tests/unit
 
 lint: install ## ruff
-	@$(BIN)/ruff check schemas services tests scripts
+	@$(BIN)/ruff check schemas services tests
 
 typecheck: install ## mypy --strict
 	@$(BIN)/mypy

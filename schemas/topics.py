@@ -42,7 +42,7 @@ MINUTE_MS = 60 * 1000
 SNAPSHOT_CONFIG: dict[str, str] = {
     "cleanup.policy": "compact",
     # A full checkpoint with full stores is about 36 MB at 1,000 events/s (see
-    # scripts/bench_checkpoint.py); this is the largest one the broker takes.
+    # streamml bench checkpoint); this is the largest one the broker takes.
     "max.message.bytes": str(64 * MIB),
     # The cleaner never touches the active segment, so a restore reads all of it. With the
     # broker's default (1 GiB, 7 days) it would hold every checkpoint of days at a low rate.
@@ -69,7 +69,7 @@ SNAPSHOT_CONFIG: dict[str, str] = {
 }
 """Broker configs of ``model-snapshots``: compaction keeps a restore's reading bounded (about
 the newest full checkpoint, its deltas and at most a segment or two not yet cleaned), on any
-broker, whatever its defaults. ``scripts/bench_snapshot_restore.py`` measures it."""
+broker, whatever its defaults. ``streamml bench snapshot-restore`` measures it."""
 
 
 @dataclass(frozen=True)

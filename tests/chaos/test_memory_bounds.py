@@ -17,7 +17,7 @@ topics, many times more than the stores hold:
    pending store evicts its event.
 
 The bound is asserted structurally, never on sizes in bytes (memory figures belong to
-``scripts/bench_model_memory.py``): the store gauges of ``/metrics`` never exceed their
+``streamml bench model-memory``): the store gauges of ``/metrics`` never exceed their
 capacities while the service runs, and every store in its latest checkpoint (the whole state it
 keeps: pending store and its deadline heap, waiting labels, queued labels, remembered ids) is
 within its bound. The service's resident memory (``VmRSS``) is sampled and printed, not judged.

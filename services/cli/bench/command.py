@@ -19,6 +19,7 @@ from services.cli.bench.peer_venv import (
     ensure_peer_venv,
     requirements,
 )
+from services.cli.bench.tools import TOOLS, describe, tool_main
 
 if TYPE_CHECKING:
     from schemas.spec import PipelineSpec
@@ -29,7 +30,13 @@ DEFAULT_LADDER = "250,500,1000,2000,4000,8000,16000"
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """The command's flags."""
+    """The command's flags, and the optional tool name whose own flags follow it."""
+    parser.add_argument("tool", nargs="?", choices=sorted(TOOLS), metavar="TOOL",
+                        help="run one part's benchmark or the parity check (below) instead of "
+                             "the pipeline benchmark; the arguments after it are the tool's")
+    parser.add_argument("tool_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "tools (streamml bench TOOL --help for their flags):\n" + describe()
     parser.add_argument("--spec", default="elec2",
                         help="built-in spec name or TOML file; its champion is the model under "
                              "test (default: elec2, a logistic regression)")
@@ -74,7 +81,15 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace, home: Path) -> int:
     """Run the benchmark the parsed ``args`` ask for; print the Markdown report; return 0.
-    ``home`` is where the local broker keeps its pid file (``<home>/kafka/broker.pid``)."""
+    ``home`` is where the local broker keeps its pid file (``<home>/kafka/broker.pid``).
+    With a tool named, run that tool on its own arguments and return its exit code."""
+    if args.tool is not None:
+        misplaced = _flags_given(args)
+        if misplaced:
+            print(f"streamml bench {args.tool}: {', '.join(misplaced)} belong to the pipeline "
+                  f"benchmark; give the tool's own flags after its name", file=sys.stderr)
+            return 2
+        return tool_main(args.tool)(args.tool_args)
     from schemas.spec import load_spec
     from services.cli.bench import anchors, inprocess, report
     from services.cli.bench.scrape import load_average
@@ -123,6 +138,15 @@ def run_bench(args: argparse.Namespace, home: Path) -> int:
     print(report.render(results))
     print(f"saved {json_path} and {md_path} (and {args.out / 'latest.md'})")
     return 0
+
+
+def _flags_given(args: argparse.Namespace) -> list[str]:
+    """The pipeline benchmark's flags set in ``args`` (those a tool would silently ignore)."""
+    defaults = argparse.ArgumentParser()
+    add_bench_arguments(defaults)
+    unset = vars(defaults.parse_args([]))
+    return [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
+            if name in unset and name not in ("tool", "tool_args") and value != unset[name]]
 
 
 def _anchors(args: argparse.Namespace, spec: PipelineSpec, workload: Workload,

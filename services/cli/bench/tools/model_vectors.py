@@ -1,4 +1,4 @@
-"""Synthetic input for ``scripts/bench_model.py`` (and ``bench_model_memory.py``): plausible
+"""Synthetic input for ``streamml bench model`` (and ``streamml bench model-memory``): plausible
 ``clicks`` feature vectors, encoded and keyed as the features service publishes them, and their
 labels ``LABEL_LAG`` events behind."""
 

@@ -1,4 +1,4 @@
-"""Throughput of the model service alone (``scripts/bench_model.py``, part 1): vectors and their
+"""Throughput of the model service alone (``streamml bench model``, part 1): vectors and their
 labels pre-loaded then drained, or published while it runs a bounded amount ahead; the rates come
 from the service's own counters, scraped from its ``/metrics``."""
 
@@ -9,11 +9,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench_model_service import health, labels_learned, model_service, new_prefix, port_of
-from bench_model_vectors import VectorStream
-from child_service import exited, failure
-
 from services.cli.bench.scrape import by_label, load_average, scrape, total
+from services.cli.bench.tools.child_process import exited, failure
+from services.cli.bench.tools.model_process import (
+    health,
+    labels_learned,
+    model_service,
+    new_prefix,
+    port_of,
+)
+from services.cli.bench.tools.model_vectors import VectorStream
 from services.cli.bench.wire import fast_producer, produce
 from services.common.kafka import ensure_topics
 from services.common.settings import KafkaSettings

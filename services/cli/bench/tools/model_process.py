@@ -1,4 +1,4 @@
-"""The model service under test in ``scripts/bench_model.py`` (and ``bench_model_memory.py``):
+"""The model service under test in ``streamml bench model`` (and ``streamml bench model-memory``):
 started alone on the ``clicks`` spec under a fresh topic prefix, and read from outside through
 its ``/metrics`` and ``/health``."""
 

@@ -39,7 +39,7 @@ If the service dies, the table says so with the last error of its log. ``--kafka
 extra librdkafka settings to the service (``STREAMML_KAFKA__EXTRA``).
 Prints a Markdown table and writes JSON to ``bench/results/model.json``.
 
-Run: ``.venv/bin/python scripts/bench_model.py [--events 50000] [--ahead 5000] [--rate 500]
+Run: ``.venv/bin/streamml bench model [--events 50000] [--ahead 5000] [--rate 500]
 [--seconds 20]`` (needs the local broker: ``.venv/bin/streamml kafka start``).
 """
 
@@ -50,17 +50,18 @@ import os
 import platform
 import sys
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-from bench_model_latency import latency
-from bench_model_service import (
+
+from services.cli.bench.tools.model_latency import latency
+from services.cli.bench.tools.model_process import (
     SPEC,
 )
-from bench_model_throughput import drain
-
+from services.cli.bench.tools.model_throughput import drain
 from services.common.settings import KafkaSettings
 
 RESULTS = Path("bench/results/model.json")
@@ -106,8 +107,10 @@ def print_table(drains: list[dict[str, Any]], lat: dict[str, Any] | None) -> Non
           "(commit_interval_seconds, 100 ms by default) that makes a prediction readable.")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    """``streamml bench model [options]``: parse ``argv``, run, return the exit code."""
+    parser = argparse.ArgumentParser(prog="streamml bench model",
+                                     description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000,
                         help="vectors (and as many labels) for the throughput runs")
     parser.add_argument("--ahead", type=int, default=5_000,
@@ -124,7 +127,7 @@ def main() -> int:
     parser.add_argument("--kafka-extra", default=None, metavar="JSON",
                         help="extra librdkafka settings for the service, as JSON "
                         "(STREAMML_KAFKA__EXTRA)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
     env = {} if args.kafka_extra is None else {"STREAMML_KAFKA__EXTRA": args.kafka_extra}
     logs = Path(tempfile.mkdtemp(prefix="bench-model-"))
@@ -145,6 +148,3 @@ def main() -> int:
     print(f"saved {args.output}; service logs in {logs}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

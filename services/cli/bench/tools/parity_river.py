@@ -1,4 +1,4 @@
-"""River in process for ``scripts/parity_elec2.py``, and one model's streamed outcomes compared
+"""River in process for ``streamml bench parity``, and one model's streamed outcomes compared
 with it: accuracies and event-by-event predictions."""
 
 from __future__ import annotations
@@ -8,10 +8,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from parity_elec2_setup import Row, event_id
-
 from schemas.predictions import Outcome
 from schemas.spec import ModelSpec
+from services.cli.bench.tools.parity_setup import Row, event_id
 from services.model.estimators import build_estimator
 
 

@@ -6,7 +6,7 @@ applies one commit interval of traffic, as the handler does per event (an id rem
 entry added, its label attached, the entry taken and its id resolved), and times
 :func:`services.model.checkpoint.dump_state` both ways. No broker involved.
 
-    .venv/bin/python scripts/bench_checkpoint.py [--rate 1000] [--window 30] [--interval 1]
+    .venv/bin/streamml bench checkpoint [--rate 1000] [--window 30] [--interval 1]
 
 Prints a table and writes it as JSON to ``bench/results/checkpoint-<time>.json``.
 """
@@ -19,6 +19,7 @@ import random
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,12 +86,14 @@ def timed(call: Any) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    """``streamml bench checkpoint [options]``: parse ``argv``, run, return the exit code."""
+    parser = argparse.ArgumentParser(prog="streamml bench checkpoint",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second")
     parser.add_argument("--window", type=float, default=30.0, help="feedback window, seconds")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between commits")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     options = ModelOptions()
     pending = min(options.pending_capacity, int(args.rate * args.window))
     stores = Stores(options, pending)
@@ -116,6 +119,3 @@ def main() -> int:
     print(f"wrote {path}")
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -23,7 +23,7 @@ writes everything to ``bench/results/model_memory.json``. A run stops at ``--tim
 seconds or when the service makes no progress for ``--stall-seconds``, and then says how far it
 got.
 
-Run: ``.venv/bin/python scripts/bench_model_memory.py [--events 1000000] [--capacity 200000
+Run: ``.venv/bin/streamml bench model-memory [--events 1000000] [--capacity 200000
 --capacity 50000] [--spacing-ms 0.1] [--commit-interval 1] [--time-limit 900]``
 (needs the local broker: ``.venv/bin/streamml kafka start``).
 """
@@ -36,16 +36,23 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
-from bench_model_service import health, labels_learned, model_service, new_prefix, port_of
-from bench_model_vectors import VectorStream
-from child_service import exited, failure, service_pid
 
 from services.cli.bench.scrape import load_average, scrape, total
+from services.cli.bench.tools.child_process import exited, failure, service_pid
+from services.cli.bench.tools.model_process import (
+    health,
+    labels_learned,
+    model_service,
+    new_prefix,
+    port_of,
+)
+from services.cli.bench.tools.model_vectors import VectorStream
 from services.cli.bench.wire import fast_producer, produce
 from services.common.kafka import ensure_topics
 from services.common.settings import KafkaSettings
@@ -262,8 +269,10 @@ def print_report(result: dict[str, Any], spacing_ms: float, table_rows: int) -> 
           f"evicted; {result['timeouts_learned']:,.0f} windows closed (learned as negatives).")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    """``streamml bench model-memory [options]``: parse ``argv``, run, return the exit code."""
+    parser = argparse.ArgumentParser(prog="streamml bench model-memory",
+                                     description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--capacity", type=int, action="append",
                         help="STREAMML_MODEL__PENDING_CAPACITY; repeat for several runs "
@@ -288,7 +297,7 @@ def main() -> int:
                         help="rows of the RSS table printed per run (all go to the JSON)")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
     logs = Path(tempfile.mkdtemp(prefix="bench-model-memory-"))
     results = []
@@ -309,6 +318,3 @@ def main() -> int:
     print(f"\nsaved {args.output}; service logs in {logs}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -40,7 +40,7 @@ every queued answer whose expiry is ``<= i``, and answer *i* is only queued afte
   (``--label-delay 48`` is River's ``delay=49``).
 
 Prints a Markdown table and writes JSON to ``bench/results/parity_elec2.json``.
-Run: ``.venv/bin/python scripts/parity_elec2.py [--delays 0,48] [--limit N]
+Run: ``.venv/bin/streamml bench parity [--delays 0,48] [--limit N]
 [--bootstrap 127.0.0.1:9092]`` (the local broker must be running: ``streamml kafka start``).
 """
 
@@ -50,14 +50,17 @@ import argparse
 import platform
 import sys
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import orjson
-from parity_elec2_river import compare, river_side
-from parity_elec2_setup import (
+
+from schemas.spec import load_spec
+from services.cli.bench.tools.parity_river import compare, river_side
+from services.cli.bench.tools.parity_setup import (
     CHALLENGER,
     CHAMPION,
     DATA,
@@ -68,9 +71,7 @@ from parity_elec2_setup import (
     read_elec2,
     write_spec,
 )
-from parity_elec2_stream import order_check, stream_side
-
-from schemas.spec import load_spec
+from services.cli.bench.tools.parity_stream import order_check, stream_side
 from services.common.kafka import wait_for_broker
 from services.common.settings import KafkaSettings
 
@@ -80,8 +81,10 @@ DESCRIPTIONS = {CHAMPION: "StandardScaler | LogisticRegression",
 TOLERANCE_POINTS = 0.2
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    """``streamml bench parity [options]``: parse ``argv``, run, return the exit code."""
+    parser = argparse.ArgumentParser(prog="streamml bench parity",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--delays", default="0,48",
                         help="River delays d, comma-separated (default 0,48)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N rows")
@@ -93,7 +96,7 @@ def main() -> int:
     parser.add_argument("--kafka-extra", default='{"message.max.bytes": "67108864"}',
                         help="librdkafka settings for the services (STREAMML_KAFKA__EXTRA); "
                         "the default lets checkpoints over 1 MB out")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     delays = [int(part) for part in args.delays.split(",") if part.strip()]
     kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
     wait_for_broker(kafka, timeout=15)
@@ -174,6 +177,3 @@ def print_report(results: list[dict[str, Any]], rows: int, river_version: str,
           f"saved {RESULTS.relative_to(REPO)}; service logs in {workdir}")
     return failed
 
-
-if __name__ == "__main__":
-    sys.exit(main())

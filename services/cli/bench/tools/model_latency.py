@@ -1,4 +1,4 @@
-"""Latency of the model service alone (``scripts/bench_model.py``, part 2): vectors published at a
+"""Latency of the model service alone (``streamml bench model``, part 2): vectors published at a
 steady rate to a warmed-up service, each prediction read back ``read_committed``."""
 
 from __future__ import annotations
@@ -9,16 +9,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench_model_service import labels_learned, model_service, new_prefix, port_of, wait_for
-from bench_model_vectors import LABEL_LAG, VectorStream
-from child_service import failure, service_pid
-from topic_reader import read_topic
-
 from schemas.codec import encode
 from schemas.events import Label
 from schemas.predictions import Prediction
 from services.cli.bench.scrape import load_average, scrape, total
 from services.cli.bench.stats import percentile
+from services.cli.bench.tools.child_process import failure, service_pid
+from services.cli.bench.tools.model_process import (
+    labels_learned,
+    model_service,
+    new_prefix,
+    port_of,
+    wait_for,
+)
+from services.cli.bench.tools.model_vectors import LABEL_LAG, VectorStream
+from services.cli.bench.tools.topic_reader import read_topic
 from services.cli.bench.wire import produce
 from services.common.kafka import ensure_topics, make_producer
 from services.common.settings import KafkaSettings

@@ -1,4 +1,4 @@
-"""The running pipeline's side of ``scripts/parity_elec2.py``: the features and model services
+"""The running pipeline's side of ``streamml bench parity``: the features and model services
 as child processes, the replay, the sentinel event, and the outcomes and predictions read back."""
 
 from __future__ import annotations
@@ -11,13 +11,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from child_service import exited
-from parity_elec2_setup import CHAMPION, DATA, MODELS, REPO, SENTINEL, Row, event_id
-from topic_reader import read_topic
-
 from schemas.events import Event
 from schemas.predictions import Outcome, Prediction
 from services.cli.bench.stack_run import delete_topics
+from services.cli.bench.tools.child_process import exited
+from services.cli.bench.tools.parity_setup import (
+    CHAMPION,
+    DATA,
+    MODELS,
+    REPO,
+    SENTINEL,
+    Row,
+    event_id,
+)
+from services.cli.bench.tools.topic_reader import read_topic
 from services.cli.process import ServiceProcess
 from services.common.kafka import ensure_topics
 from services.common.settings import KafkaSettings, Settings
@@ -65,7 +72,7 @@ def stream_side(kafka: KafkaSettings, rows: list[Row], label_delay: int, limit: 
         if limit is not None:
             command += ["--limit", str(limit)]
         began = time.monotonic()
-        replay = subprocess.run(
+        replay = subprocess.run(  # noqa: S603 - argv built above
             command, env=model.env, cwd=REPO, capture_output=True, text=True, timeout=timeout,
             check=False)
         run.replay_seconds = time.monotonic() - began

@@ -3,7 +3,7 @@ configs of ``model-snapshots`` (``schemas.topics.SNAPSHOT_CONFIG``).
 
 Writes ``--commits`` checkpoints (3,600: an hour at one a second) through the model service's own
 :class:`~services.model.checkpoint.TransactionalCheckpointer`, full and delta as it decides,
-of the stores ``scripts/bench_checkpoint.py`` builds for ``--rate`` events/s (``--rate`` events
+of the stores ``streamml bench checkpoint`` builds for ``--rate`` events/s (``--rate`` events
 of traffic between two commits). Each checkpoint goes, in the same transaction, to two fresh
 topics on the broker:
 
@@ -20,7 +20,7 @@ a restore of each topic by the service's own read path (:func:`read_checkpoint_c
 :func:`load_state`) and counts the records and bytes that path reads. The topics are deleted at
 the end unless ``--keep``.
 
-    .venv/bin/python scripts/bench_snapshot_restore.py [--commits 3600] [--rate 1000]
+    .venv/bin/streamml bench snapshot-restore [--commits 3600] [--rate 1000]
         [--settle 180] [--bootstrap 127.0.0.1:9092]
 
 Prints a table and writes it as JSON to ``bench/results/snapshot-restore-<time>.json``.
@@ -32,15 +32,16 @@ import argparse
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from bench_checkpoint import Stores
 from confluent_kafka import Producer
 from confluent_kafka.cimpl import NewTopic
 
 from schemas.topics import topic_spec
+from services.cli.bench.tools.checkpoint import Stores
 from services.common.kafka import (
     create_missing_topics,
     make_admin,
@@ -158,8 +159,10 @@ def restore(kafka: KafkaSettings, topic: str) -> dict[str, Any]:
             "chain": len(chain)}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    """``streamml bench snapshot-restore [options]``: parse ``argv``, run, return the exit code."""
+    parser = argparse.ArgumentParser(prog="streamml bench snapshot-restore",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--commits", type=int, default=3600)
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second")
@@ -168,7 +171,7 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=180.0,
                         help="seconds the log cleaner gets before the second restore")
     parser.add_argument("--keep", action="store_true", help="keep the topics")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
     prefix = f"bench-restore-{uuid.uuid4().hex[:8]}-"
     topics = {"new": f"{prefix}model-snapshots", "old": f"{prefix}old-model-snapshots"}
@@ -213,6 +216,3 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
     path.write_text(json.dumps({"args": vars(args), **results}, indent=2) + "\n")
     print(f"wrote {path}")
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -20,7 +20,7 @@ Each run is repeated ``--repeats`` times; the table shows medians, and the 1-min
 seen before and after the runs (the machine is shared: broker, publisher, reader and worker run
 on it). Writes JSON with every run to ``bench/results/features.json`` (``--out``).
 
-Run: ``.venv/bin/python scripts/bench_features.py [--drain 50000] [--rates 500,1000,2000]
+Run: ``.venv/bin/streamml bench features [--drain 50000] [--rates 500,1000,2000]
 [--seconds 20] [--repeats 3] [--spec clicks]`` (local broker: ``.venv/bin/streamml kafka start``).
 Events come from the clicks scenario, or, for a spec with a ``[source]`` section and a file
 (``--data``, default ``data/<spec name>.csv`` if there is one), from the file's rows, cycled.
@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -235,8 +235,10 @@ def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    """``streamml bench features [options]``: parse ``argv``, run, return the exit code."""
+    parser = argparse.ArgumentParser(prog="streamml bench features",
+                                     description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--drain", type=int, default=50_000, help="events; 0 skips the drain")
     parser.add_argument("--rates", default="500,1000,2000", help="events/s; empty skips")
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -247,7 +249,7 @@ def main() -> int:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.env = dict(item.split("=", 1) for item in args.env)
     args.loaded_spec = load_spec(args.spec)
     args.entity = args.loaded_spec.entity_keys[0]
@@ -293,6 +295,3 @@ def main() -> int:
     print(f"\nsaved {args.out}; worker logs in {logs}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The fixed setup of ``scripts/parity_elec2.py``: the data, the two models, the spec written for
+"""The fixed setup of ``streamml bench parity``: the data, the two models, the spec written for
 the run, and how River's label delay maps onto ``replay --label-delay``."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from schemas.spec import load_spec
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[4]
 DATA = REPO / "data" / "elec2.csv"
 FEATURES = ("period", "nswprice", "nswdemand", "vicprice", "vicdemand", "transfer")
 LABEL = "class"
@@ -18,7 +18,7 @@ CHALLENGER = "hat"
 MODELS = (CHAMPION, CHALLENGER)
 SENTINEL = "parity-sentinel"
 MODELS_TOML = f"""
-# Written by scripts/parity_elec2.py: elec2.toml with both models and no promotion.
+# Written by streamml bench parity: elec2.toml with both models and no promotion.
 [models.champion]
 name = "{CHAMPION}"
 estimator = "linear_model.LogisticRegression"
