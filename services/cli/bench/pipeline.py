@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.spec import PipelineSpec
+from services.cli.bench.broker_requests import per_event, request_counts
 from services.cli.bench.profiling import start_recording, summarize_file
 from services.cli.bench.scrape import load_average
 from services.cli.bench.stack_run import SERVICES, RunningStack, Sampler
@@ -97,13 +98,19 @@ class PipelineBench:
     def step(self, rate: float, plan: Plan) -> dict[str, Any]:
         """Offer ``rate`` for ``plan.step_seconds``; judge lag; drain."""
         load_before = load_average()
+        requests_before = request_counts(self._broker_pid) if self._broker_pid else None
         sampler = self._sampler()
         abort = max(2000.0, ABORT_BACKLOG_SECONDS * rate)
         published = self._publisher.publish(
             self._next_window(), rate, plan.step_seconds,
             stop=lambda: sampler.latest_backlog() > abort)
         samples = sampler.stop()
+        requests_after = request_counts(self._broker_pid) if self._broker_pid else None
         result = judge_step(rate, published, samples, self._fan_in)
+        # Over the window, as published: the requests of the window's own backlog, served
+        # while it drains afterwards, are not counted (a rate that was kept leaves none).
+        result["requests_per_event"] = per_event(requests_before, requests_after,
+                                                 published.events)
         result["load_before"], result["load_after"] = load_before, load_average()
         result["drain"] = self.drain(rate, plan.drain_timeout)
         return result

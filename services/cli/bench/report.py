@@ -129,6 +129,12 @@ def render(results: dict[str, Any]) -> str:
             lines.append(_row(f"CPU per event at {number(best)}/s, ms ({' / '.join(names)}; "
                               "sum)", " / ".join(f"{cpu[name]:.2f}" for name in names)
                               + f"; {sum(cpu[name] for name in names):.2f}", "", ""))
+            requests = at_best[-1].get("requests_per_event") or {}
+            if requests:
+                lines.append(_row(
+                    f"Kafka requests per event at {number(best)}/s (all / produce / fetch)",
+                    f"{requests['total']:.3f} / {requests['produce']:.3f} / "
+                    f"{requests['fetch']:.3f}", "", ""))
         rss = pipeline.get("rss_bytes", {})
         names = [name for name in SERVICE_ORDER if name in rss]
         lines.append(_row(f"resident memory, MiB, peak ({' / '.join(names)})",
@@ -170,8 +176,9 @@ def _steps_table(steps: list[dict[str, Any]]) -> list[str]:
         "growth per second over the second half):",
         "",
         _row("offered/s", "achieved/s", "predictions/s", "backlog end (growth/s)",
-             "lag end: features / model / drift / metrics-sink", "bounded", "load 1 min"),
-        "|---|---|---|---|---|---|---|",
+             "lag end: features / model / drift / metrics-sink", "bounded",
+             "CPU ms/event, all processes", "Kafka requests/event", "load 1 min"),
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for step in steps:
         lag = step["lag"]
@@ -182,8 +189,18 @@ def _steps_table(steps: list[dict[str, Any]]) -> list[str]:
                           number(step["predictions_per_second"]),
                           f"{number(step['backlog']['end'])} "
                           f"({number(step['backlog']['growth_per_second'])})",
-                          lags, verdict, load(step)))
+                          lags, verdict, _cpu_sum(step), _requests(step), load(step)))
     return lines
+
+
+def _cpu_sum(step: dict[str, Any]) -> str:
+    cpu = step.get("cpu_ms_per_event") or {}
+    return f"{sum(cpu.values()):.2f}" if cpu else ""
+
+
+def _requests(step: dict[str, Any]) -> str:
+    requests = step.get("requests_per_event") or {}
+    return f"{requests['total']:.2f}" if requests else ""
 
 
 def _profile_section(profiles: dict[str, Any]) -> list[str]:
