@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from schemas.spec import SpecError, builtin_specs, load_spec, resolve_spec_path
 from services.cli import prometheus, stack
 from services.cli.bench.command import add_bench_arguments, run_bench
+from services.cli.bench.tools import TOOLS, tool_main
 from services.cli.evaluate_drift import add_parser as add_evaluate_drift_parser
 from services.cli.local_kafka import BrokerError, BrokerPaths, LocalBroker
 from services.cli.local_kafka.command import add_kafka_arguments, run_kafka_command
@@ -294,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; expected failures print a message and exit 2, not a traceback."""
+    given = sys.argv[1:] if argv is None else argv
+    if len(given) > 1 and given[0] == "bench" and given[1] in TOOLS:
+        # A tool parses what follows its name itself: its flags may share names with the
+        # pipeline benchmark's (--spec, --rates), which argparse would take for those.
+        return tool_main(given[1])(given[2:])
     args = build_parser().parse_args(argv)
     started = time.monotonic()
     try:

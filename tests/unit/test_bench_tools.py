@@ -33,3 +33,13 @@ def test_an_unknown_tool_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
         main(["bench", "parrity"])
     assert exited.value.code == 2
     assert "invalid choice: 'parrity'" in capsys.readouterr().err
+
+
+def test_a_tools_flags_are_its_own_even_when_the_pipeline_benchmark_has_them(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``--rates`` and ``--drain`` are flags of both the tool and the pipeline benchmark."""
+    with pytest.raises(SystemExit) as exited:
+        main(["bench", "features", "--drain", "x", "--rates", "1000"])
+    assert exited.value.code == 2
+    assert "streamml bench features: error: argument --drain: invalid int value: 'x'" in (
+        capsys.readouterr().err)

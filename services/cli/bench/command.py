@@ -19,7 +19,7 @@ from services.cli.bench.peer_venv import (
     ensure_peer_venv,
     requirements,
 )
-from services.cli.bench.tools import TOOLS, describe, tool_main
+from services.cli.bench.tools import TOOLS, describe
 
 if TYPE_CHECKING:
     from schemas.spec import PipelineSpec
@@ -82,14 +82,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 def run_bench(args: argparse.Namespace, home: Path) -> int:
     """Run the benchmark the parsed ``args`` ask for; print the Markdown report; return 0.
     ``home`` is where the local broker keeps its pid file (``<home>/kafka/broker.pid``).
-    With a tool named, run that tool on its own arguments and return its exit code."""
+    A tool named after the pipeline benchmark's flags is refused (``streamml bench TOOL ...``
+    is dispatched before these flags are parsed: :func:`services.cli.main.main`)."""
     if args.tool is not None:
         misplaced = _flags_given(args)
-        if misplaced:
-            print(f"streamml bench {args.tool}: {', '.join(misplaced)} belong to the pipeline "
-                  f"benchmark; give the tool's own flags after its name", file=sys.stderr)
-            return 2
-        return tool_main(args.tool)(args.tool_args)
+        print(f"streamml bench {args.tool}: {', '.join(misplaced) or 'flags'} belong to the "
+              f"pipeline benchmark; give the tool's own flags after its name", file=sys.stderr)
+        return 2
     from schemas.spec import load_spec
     from services.cli.bench import anchors, inprocess, report
     from services.cli.bench.scrape import load_average
