@@ -98,6 +98,7 @@ def _new_app(settings: FeaturesSettings, partitions: int, datadir: str | None) -
     return LowLatencyApp(
         settings.group(SERVICE),
         fetch_max_wait_ms=options.fetch_max_wait_ms,
+        fetch_min_bytes=options.fetch_min_bytes,
         **faust_broker_options(settings.kafka),
         web_enabled=False,
         autodiscover=False,

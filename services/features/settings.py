@@ -24,6 +24,9 @@ class FeaturesOptions(BaseModel):
     fetch_max_wait_ms: int = Field(default=5, ge=1, le=1500)
     """Longest a fetch waits for new records: bounds the delay a record can sit on the broker
     while the consumer's one fetch in flight waits on other partitions (see ``transport``)."""
+    fetch_min_bytes: int = Field(default=1, ge=1, le=10_000_000)
+    """Bytes a fetch waits for (up to ``fetch_max_wait_ms``) before the broker answers: fewer,
+    larger fetches for a little latency."""
     linger_ms: int = Field(default=0, ge=0, le=1000)
     """How long the producer waits to fill a batch; batches also fill while one is in flight."""
     max_batch_bytes: int = Field(default=256 * 1024, ge=16 * 1024, le=900_000)

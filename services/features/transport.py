@@ -37,6 +37,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = getattr(
             transport.app, "fetch_max_wait_ms", DEFAULT_FETCH_MAX_WAIT_MS
         )
+        consumer._fetch_min_bytes = getattr(transport.app, "fetch_min_bytes", 1)
         return consumer
 
 
@@ -128,14 +129,16 @@ class _Transport(faust_aiokafka.Transport):
 
 class LowLatencyApp(faust.App):
     """A :class:`faust.App` on this transport: fetches wait at most ``fetch_max_wait_ms`` for
-    new records, and every producer flush (faust flushes before it commits offsets, when
-    partitions are revoked and when it stops) first awaits each of ``before_flush``, whose
-    sends are then flushed with the rest. Otherwise unchanged."""
+    ``fetch_min_bytes`` of new records, and every producer flush (faust flushes before it
+    commits offsets, when partitions are revoked and when it stops) first awaits each of
+    ``before_flush``, whose sends are then flushed with the rest. Otherwise unchanged."""
 
     def __init__(
-        self, id: str, *, fetch_max_wait_ms: int = DEFAULT_FETCH_MAX_WAIT_MS, **options: Any
+        self, id: str, *, fetch_max_wait_ms: int = DEFAULT_FETCH_MAX_WAIT_MS,
+        fetch_min_bytes: int = 1, **options: Any
     ) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.fetch_min_bytes = fetch_min_bytes
         self.processed = ProcessedOffsets()
         """What the agents finished: they call ``processed.finished(tp, offset)`` per record."""
         self.before_flush: list[Callable[[], Awaitable[Any]]] = []
