@@ -8,12 +8,16 @@ By topic:
   stream (``detectors.py``, classification only), label shift and prediction drift on the
   champion's outcomes (``outcomes.py``).
 
-A model's outcomes are watched only once its first feedback window has closed. Before that only
-the labels that come quickly are back (with ``on_timeout = "negative"``: clicks, no non-clicks
-yet), a biased sample whose end would look like a drift of its errors and of the label rate. An
-outcome is known at ``event_time + label_delay_seconds``; model ``m``'s outcomes count once that
-is at least the ``event_time`` of ``m``'s first outcome plus ``feedback_window_seconds``. (A
-restarted drift service waits one window again.)
+With implicit labels (``on_timeout = "negative"``: an event without a label by the end of its
+feedback window is a negative), a model's outcomes are watched only once its first window has
+closed. Before that only the labels that come quickly are back (clicks, no non-clicks yet), a
+biased sample whose end would look like a drift of its errors and of the label rate. An outcome
+is known at ``event_time + label_delay_seconds``; model ``m``'s outcomes count once that is at
+least the ``event_time`` of ``m``'s first outcome plus ``feedback_window_seconds``. Until then
+``streamml_drift_models_unwatched`` counts ``m`` and the health details say from when it will be
+watched. (A restarted drift service waits one window again.) With explicit labels
+(``on_timeout = "drop"``) every outcome is a label that came: there is nothing to wait for, and
+outcomes are watched from the first.
 
 Each detection becomes one :class:`~schemas.alerts.DriftAlert` on the alerts topic, keyed by its
 target; ``stream_position`` is the number of observations the firing monitor had seen and
@@ -31,7 +35,7 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from confluent_kafka import Message
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -48,8 +52,14 @@ from services.drift.outcomes import OutcomeShifts
 from services.drift.windows import Signal
 
 MODELS_REMEMBERED = 64
-"""Models whose first feedback window is remembered (the one unseen longest is forgotten
-beyond that)."""
+"""Models remembered as watched, and as waiting for their first feedback window to close (the
+one unseen longest is forgotten beyond that)."""
+
+
+def _bound(models: OrderedDict[str, Any]) -> None:
+    """Forget the models seen longest ago beyond :data:`MODELS_REMEMBERED`."""
+    while len(models) > MODELS_REMEMBERED:
+        models.popitem(last=False)
 
 
 class _Producer(Protocol):
@@ -81,6 +91,12 @@ class DriftMetrics:
             "streamml_drift_threshold", "The threshold each shift statistic is compared with.",
             ["kind", "detector", "target"], registry=registry,
         ).labels
+        self.unwatched = Gauge(
+            "streamml_drift_models_unwatched",
+            "Models whose outcomes are not watched yet: implicit labels, first feedback window "
+            "still open (no concept, label or prediction alert can come from them).",
+            registry=registry,
+        )
 
 
 class DriftHandler:
@@ -99,9 +115,12 @@ class DriftHandler:
     ) -> None:
         self._concept = spec.drift.concept
         self._window = spec.label.feedback_window_seconds
-        self._settled_from: OrderedDict[str, float] = OrderedDict()
-        """When each model's first feedback window closes (stream time, epoch seconds), the
-        model seen last at the end."""
+        self._implicit_labels = spec.label.on_timeout == "negative"
+        self._unwatched: OrderedDict[str, float] = OrderedDict()
+        """Models not watched yet -> when their first feedback window closes (stream time, epoch
+        seconds); only with implicit labels."""
+        self._watched: OrderedDict[str, None] = OrderedDict()
+        """Models watched, the one seen last at the end."""
         self._producer = producer
         self._alerts_topic = alerts_topic
         self._features_topic = features_topic
@@ -150,6 +169,8 @@ class DriftHandler:
             "label": None if self.shifts.label is None else self.shifts.label.position,
             "prediction": {model: w.position for model, w in self.shifts.predictions.items()},
             "concept": {model: m.position for model, m in self.concept_monitors.items()},
+            "unwatched": {model: {"watched_from": datetime.fromtimestamp(closes, UTC).isoformat()}
+                          for model, closes in self._unwatched.items()},
         }
 
     def _on_features(self, vector: FeatureVector) -> None:
@@ -171,16 +192,25 @@ class DriftHandler:
             self._on_error(outcome, 0.0 if outcome.correct else 1.0)
 
     def _settled(self, outcome: Outcome) -> bool:
-        """Whether ``outcome`` became known after its model's first feedback window closed."""
+        """Whether ``outcome``'s model is watched: explicit labels, or ``outcome`` became known
+        after the model's first feedback window closed (which starts the watch)."""
+        model = outcome.model
+        if not self._implicit_labels:
+            return True
+        if model in self._watched:
+            self._watched.move_to_end(model)
+            return True
         event_time = outcome.event_time.timestamp()
-        settled_from = self._settled_from.get(outcome.model)
-        if settled_from is None:
-            settled_from = self._settled_from[outcome.model] = event_time + self._window
-            while len(self._settled_from) > MODELS_REMEMBERED:
-                self._settled_from.popitem(last=False)
-        else:
-            self._settled_from.move_to_end(outcome.model)
-        return event_time + outcome.label_delay_seconds >= settled_from
+        closes = self._unwatched.setdefault(model, event_time + self._window)
+        if event_time + outcome.label_delay_seconds < closes:
+            _bound(self._unwatched)
+            self._metrics.unwatched.set(len(self._unwatched))
+            return False
+        del self._unwatched[model]
+        self._watched[model] = None
+        _bound(self._watched)
+        self._metrics.unwatched.set(len(self._unwatched))
+        return True
 
     def _on_error(self, outcome: Outcome, error: float) -> None:
         monitor = self.concept_monitors.get(outcome.model)

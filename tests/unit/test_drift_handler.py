@@ -31,23 +31,24 @@ def outcome(n: int, model: str, correct: bool | None) -> bytes:
     ))
 
 
-def pipeline(window: float = 1.0, **drift: Any) -> PipelineSpec:
+def pipeline(window: float = 1.0, on_timeout: str = "drop", **drift: Any) -> PipelineSpec:
     """A spec whose labels come within ``window`` seconds (the outcomes here all take 1 s, so
     with the default every outcome is known once the first window has closed)."""
     return PipelineSpec.model_validate({
         "name": "shop", "entity_keys": ["user"],
         "fields": {"x": {"type": "float"}, "device": {"type": "categorical"}},
-        "label": {"type": "binary", "feedback_window_seconds": window},
+        "label": {"type": "binary", "feedback_window_seconds": window,
+                  "on_timeout": on_timeout},
         "models": {"champion": {"name": "logreg",
                                 "estimator": "linear_model.LogisticRegression"}},
         "drift": {"concept": DetectorSpec(detector="ADWIN", params={"delta": 0.002}), **drift},
     })
 
 
-def build(window: float = 1.0, **drift: Any) -> tuple[DriftHandler, FakeProducer,
-                                                       CollectorRegistry]:
+def build(window: float = 1.0, on_timeout: str = "drop", **drift: Any) -> tuple[
+        DriftHandler, FakeProducer, CollectorRegistry]:
     producer, registry = FakeProducer(), CollectorRegistry()
-    handler = DriftHandler(pipeline(window, **drift), producer, "drift-alerts",
+    handler = DriftHandler(pipeline(window, on_timeout, **drift), producer, "drift-alerts",
                            DriftMetrics(registry), clock=ManualClock(DETECTED_AT))
     return handler, producer, registry
 
@@ -231,10 +232,11 @@ def test_undecodable_feature_vectors_are_dead_lettered(raw: bytes, code: str) ->
     assert producer.records == []
 
 
-def test_outcomes_known_before_a_models_first_window_closes_are_not_watched() -> None:
-    """Clicks come back after 1 s, non-clicks when the 30 s window closes: for the first 30 s a
-    model's outcomes are clicks only. Its errors on them are rare (5%), on non-clicks frequent
-    (60%), so its error rate rises when the first window closes although nothing changed."""
+def test_implicit_outcomes_known_before_a_models_first_window_closes_are_not_watched() -> None:
+    """Clicks come back after 1 s, non-clicks when the 30 s window closes (implicit negatives):
+    for the first 30 s a model's outcomes are clicks only. Its errors on them are rare (5%), on
+    non-clicks frequent (60%), so its error rate rises when the first window closes although
+    nothing changed."""
     rng = random.Random(8)
     arrivals: list[tuple[float, bytes, bool]] = []
     for n in range(6000):
@@ -254,10 +256,29 @@ def test_outcomes_known_before_a_models_first_window_closes_are_not_watched() ->
     unsettled = ErrorStreamMonitor(DetectorSpec())
     assert any(unsettled.update(float(wrong)) for _, _, wrong in arrivals)  # the naive view
 
-    handler, producer, _ = build(window=30.0)
-    for _, raw, _ in arrivals:
+    handler, producer, registry = build(window=30.0, on_timeout="negative")
+    handler.handle(message("outcomes", arrivals[0][1]))
+    assert handler.positions()["unwatched"] == {
+        "logreg": {"watched_from": (T0 + timedelta(seconds=30)).isoformat()}}
+    assert registry.get_sample_value("streamml_drift_models_unwatched") == 1.0
+    for _, raw, _ in arrivals[1:]:
         handler.handle(message("outcomes", raw))
+    assert handler.positions()["unwatched"] == {}
+    assert registry.get_sample_value("streamml_drift_models_unwatched") == 0.0
     assert [a for a in published(producer) if a.kind == "concept"] == []
     known_late = sum(1 for arrived, _, _ in arrivals if arrived >= 30.0)
     assert handler.positions()["concept"] == {"logreg": known_late}
     assert handler.positions()["label"] == known_late
+
+
+def test_explicit_outcomes_are_watched_from_the_first_so_a_drift_in_the_first_window_is_caught(
+) -> None:
+    """Labels that come (``on_timeout = "drop"``) are no biased sample: with a one-day window,
+    an error-rate jump a few hundred outcomes in (minutes of stream time) is still found."""
+    handler, producer, registry = build(window=86_400.0)
+    run(handler, "logreg", [(0.1, 500), (0.6, 500)])
+    concept = [a for a in published(producer) if a.kind == "concept"]
+    assert len(concept) == 1
+    assert 500 < concept[0].stream_position < 800
+    assert handler.positions()["unwatched"] == {}
+    assert registry.get_sample_value("streamml_drift_models_unwatched") == 0.0
