@@ -88,6 +88,7 @@ class SinkHandler:
         self._metrics.label_coverage(model=model).set(quality.label_coverage.mean)
         if outcome.correct is not None:
             self._metrics.rolling_accuracy(model=model).set(quality.accuracy.mean)
+            self._metrics.majority_baseline(model=model).set(quality.majority.share)
         if outcome.label_probability is not None:
             self._metrics.rolling_log_loss(model=model).set(quality.log_loss.mean)
         if len(quality.absolute_error):

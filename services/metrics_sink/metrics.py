@@ -35,6 +35,12 @@ class SinkMetrics:
             "Accuracy over the last outcomes of each model (window: STREAMML_ACCURACY_WINDOW).",
             ["model"], registry=registry,
         ))
+        self.majority_baseline = labelled(Gauge(
+            "streamml_rolling_majority_baseline_ratio",
+            "Accuracy of always answering the most frequent label, over the same outcomes as "
+            "streamml_rolling_accuracy_ratio: what the model must beat.", ["model"],
+            registry=registry,
+        ))
         self.rolling_log_loss = labelled(Gauge(
             "streamml_rolling_log_loss",
             "Mean log loss (natural log, probability of the observed class clipped at 1e-15) "

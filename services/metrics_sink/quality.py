@@ -3,7 +3,9 @@
 Every window holds the model's last ``size`` outcomes that the measure applies to:
 
 - label coverage: every outcome; 1 when a real label came, 0 when the feedback window closed;
-- accuracy: outcomes with a verdict (``correct`` set: classification, something predicted);
+- accuracy: outcomes with a verdict (``correct`` set: classification, something predicted),
+  next to the majority baseline on the same outcomes (the share of their most frequent label:
+  what always answering that label would score);
 - log loss: outcomes with a ``label_probability`` (classification, something predicted),
   ``-ln p`` with ``p`` clipped to ``[1e-15, 1]``;
 - ROC AUC: binary outcomes (a bool label) with a score, the positive-class probability;
@@ -19,7 +21,7 @@ from __future__ import annotations
 import math
 
 from schemas.predictions import Outcome
-from services.metrics_sink.rolling import RollingMean, RollingRocAuc
+from services.metrics_sink.rolling import RollingMajority, RollingMean, RollingRocAuc
 
 PROBABILITY_FLOOR = 1e-15
 """Probabilities are clipped to at least this before their log is taken (log loss <= 34.5)."""
@@ -50,6 +52,7 @@ class ModelQuality:
     def __init__(self, size: int) -> None:
         self.label_coverage = RollingMean(size)
         self.accuracy = RollingMean(size)
+        self.majority = RollingMajority(size)
         self.log_loss = RollingMean(size)
         self.roc_auc = RollingRocAuc(size)
         self.absolute_error = RollingMean(size)
@@ -60,6 +63,7 @@ class ModelQuality:
         self.label_coverage.update(0.0 if outcome.timed_out else 1.0)
         if outcome.correct is not None:
             self.accuracy.update(1.0 if outcome.correct else 0.0)
+            self.majority.update(outcome.label)
         if outcome.label_probability is not None:
             self.log_loss.update(log_loss(outcome.label_probability))
         if isinstance(outcome.label, bool) and outcome.score is not None:
@@ -84,6 +88,7 @@ class ModelQuality:
         measures: dict[str, tuple[int, float | None]] = {
             "label_coverage": (len(self.label_coverage), self.label_coverage.mean),
             "accuracy": (len(self.accuracy), self.accuracy.mean),
+            "majority_baseline": (len(self.majority), self.majority.share),
             "log_loss": (len(self.log_loss), self.log_loss.mean),
             "roc_auc": (len(self.roc_auc), self.roc_auc.value),
             "mae": (len(self.absolute_error), self.mae),

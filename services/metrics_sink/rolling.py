@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 
 
@@ -38,6 +38,33 @@ class RollingMean:
 
     def __len__(self) -> int:
         return len(self._values)
+
+
+class RollingMajority:
+    """The share of the most frequent label among the last ``size`` labels: the accuracy a
+    model that always answers that label would have had on the same outcomes."""
+
+    def __init__(self, size: int) -> None:
+        self._labels: deque[object] = deque(maxlen=size)
+        self._counts: Counter[object] = Counter()
+
+    def update(self, label: object) -> None:
+        """Add ``label`` (hashable: a class), dropping the oldest beyond ``size``."""
+        if len(self._labels) == self._labels.maxlen:
+            oldest = self._labels[0]
+            self._counts[oldest] -= 1
+            if not self._counts[oldest]:
+                del self._counts[oldest]
+        self._labels.append(label)
+        self._counts[label] += 1
+
+    @property
+    def share(self) -> float:
+        """The most frequent label's share (0 when empty)."""
+        return max(self._counts.values()) / len(self._labels) if self._labels else 0.0
+
+    def __len__(self) -> int:
+        return len(self._labels)
 
 
 def roc_auc(pairs: Iterable[tuple[float, bool]]) -> float | None:

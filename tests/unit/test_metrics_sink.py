@@ -88,6 +88,17 @@ def test_outcomes_move_counters_and_rolling_accuracy_per_model() -> None:
     assert value(registry, "streamml_label_delay_seconds_sum", model="logreg") == 42.0
 
 
+def test_the_majority_baseline_is_over_the_same_outcomes_as_the_accuracy() -> None:
+    """A model that always answers True on mostly-False labels is worse than the baseline."""
+    handler, registry = sink(accuracy_window=4)
+    for label in (True, True, False, False, True, False):  # the window keeps the last four
+        handler.handle(message(TOPICS.outcomes, encode(Outcome(
+            event_id="e", model="logreg", model_version=2, prediction=True, label=label,
+            correct=label, label_delay_seconds=1.0, event_time=T0, learned_at=T0))))
+    assert value(registry, "streamml_rolling_accuracy_ratio", model="logreg") == 0.25
+    assert value(registry, "streamml_rolling_majority_baseline_ratio", model="logreg") == 0.75
+
+
 def scored(label: bool, score: float, timed_out: bool = False, model: str = "logreg") -> bytes:
     return encode(Outcome(
         event_id="e", model=model, model_version=1, prediction=score >= 0.5, score=score,

@@ -120,9 +120,13 @@ def test_binary_quality_matches_brute_force_over_the_window() -> None:
         last = seen[-size:]
         assert quality.label_coverage.mean == pytest.approx(
             sum(not o.timed_out for o in last) / len(last))
-        judged = [o.correct for o in seen if o.correct is not None][-size:]
+        judged = [o for o in seen if o.correct is not None][-size:]
         if judged:
-            assert quality.accuracy.mean == pytest.approx(sum(judged) / len(judged))
+            assert quality.accuracy.mean == pytest.approx(
+                sum(bool(o.correct) for o in judged) / len(judged))
+            positives = sum(o.label is True for o in judged)
+            assert quality.majority.share == pytest.approx(
+                max(positives, len(judged) - positives) / len(judged))
         scored = [o for o in seen if o.label_probability is not None][-size:]
         if scored:
             expected = sum(-math.log(max(1e-15, o.label_probability or 0.0))
@@ -171,7 +175,7 @@ def test_summary_lists_only_measures_with_data() -> None:
     quality.observe(outcome(False, True, score=0.6, correct=False, label_probability=0.4,
                             timed_out=True))
     assert quality.summary() == {
-        "label_coverage": 0.5, "accuracy": 0.5,
+        "label_coverage": 0.5, "accuracy": 0.5, "majority_baseline": 0.5,
         "log_loss": round((-math.log(0.8) - math.log(0.4)) / 2, 4),
     }
     quality.roc_auc.refresh()
