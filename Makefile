@@ -29,7 +29,7 @@ down: ## Stop the services
 status: ## Show which services run and are healthy
 	@$(BIN)/streamml status
 
-demo: install ## Broker + all services + the clicks scenario for a minute, then a summary
+demo: install ## Broker + all services + the clicks scenario with a drift (2.5 min), then a summary
 	@$(BIN)/streamml demo
 
 test: ## Lint, type-check, and run every test against a real local broker

@@ -246,9 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="share of labels that never arrive")
     produce.set_defaults(func=cmd_produce)
 
-    demo = commands.add_parser("demo", help="broker + services + a scenario for a minute")
-    demo.add_argument("--duration", type=float, default=60.0)
-    demo.add_argument("--rate", type=float, default=100.0)
+    demo = commands.add_parser(
+        "demo", help="broker + services + the clicks scenario with a concept drift, 2.5 min")
+    demo.add_argument("--duration", type=float, default=150.0,
+                      help="seconds of streaming (default 150: five feedback windows)")
+    demo.add_argument("--rate", type=float, default=200.0, help="events/s (default 200)")
     demo.add_argument("--port", type=int, default=9092)
     demo.set_defaults(func=cmd_demo)
 
