@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import urllib.request
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from confluent_kafka import KafkaException, TopicPartition
@@ -20,6 +20,7 @@ from services.cli.demo_summary import (
     alerts_by_kind,
     demo_timeline,
     first_catch,
+    judged_between,
     verdict,
 )
 from services.cli.local_kafka import LocalBroker
@@ -105,7 +106,7 @@ def run_demo(broker: LocalBroker, home: Path, duration: float, rate: float) -> i
         stack.down(home)
         if not was_running:
             broker.stop()
-    _print_summary(metrics, producer, records, events, report, truth_path, home)
+    _print_summary(metrics, producer, records, events, report, truth_path, home, window)
     print(f"  topics                  {prefix}* (streamml report --prefix {prefix} "
           f"--truth {truth_path} draws the run again)")
     return 0
@@ -154,7 +155,7 @@ def _read_and_report(kafka: KafkaSettings, home: Path, prefix: str, since: datet
 
 def _print_summary(metrics: dict[str, float], producer: dict[str, float],
                    records: RunRecords | None, events: int | None, report: str,
-                   truth_path: Path, home: Path) -> None:
+                   truth_path: Path, home: Path, window: float) -> None:
     print("\nWhat happened")
     labels = _total(producer, "streamml_producer_published_messages_total{topic=labels}")
     if events is None:
@@ -188,6 +189,17 @@ def _print_summary(metrics: dict[str, float], producer: dict[str, float],
         for point in truth.drift_points:
             if point.index >= events:
                 continue
+            before = judged_between(records.outcomes, CHAMPION,
+                                    truth.start + timedelta(seconds=window), point.event_time)
+            after = judged_between(records.outcomes, CHAMPION,
+                                   point.event_time + timedelta(seconds=window),
+                                   datetime.max.replace(tzinfo=UTC))
+            print(f"  before the drift        {_ratio(before.accuracy)} accuracy against "
+                  f"{_ratio(before.baseline)} ({before.outcomes:,} outcomes after the first "
+                  f"window): {verdict(before.accuracy, before.baseline)}")
+            print(f"  after the drift         {_ratio(after.accuracy)} accuracy against "
+                  f"{_ratio(after.baseline)} ({after.outcomes:,} outcomes from one window "
+                  f"after it): {verdict(after.accuracy, after.baseline)}")
             catch = first_catch(point, records.alerts, CHAMPION)
             print(f"  drift injected          {point.phase} ({point.kind.replace('_', ' ')}, "
                   f"{point.transition}) at event {point.index:,}")

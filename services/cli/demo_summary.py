@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 
 from schemas.alerts import DriftAlert
+from schemas.predictions import Outcome
 from schemas.truth import DriftPoint
 
 DRIFT_SHARE = 0.4
@@ -65,6 +67,29 @@ def first_catch(point: DriftPoint, alerts: list[DriftAlert], model: str) -> Catc
     when, _, first = after[0]
     return Catch(point, first, (when - point.event_time).total_seconds(),
                  (first.detected_at - point.event_time).total_seconds())
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A model's judged outcomes of events in a span of event time: how many, the share right,
+    and the majority-class baseline (the share of their most frequent label)."""
+
+    outcomes: int
+    accuracy: float | None
+    baseline: float | None
+
+
+def judged_between(outcomes: list[Outcome], model: str, start: datetime,
+                   end: datetime) -> Judged:
+    """``model``'s judged outcomes (``correct`` set) of events with ``start <= event_time <
+    end``."""
+    picked = [outcome for outcome in outcomes if outcome.model == model
+              and outcome.correct is not None and start <= outcome.event_time < end]
+    if not picked:
+        return Judged(0, None, None)
+    labels = Counter(str(outcome.label) for outcome in picked)
+    return Judged(len(picked), sum(bool(o.correct) for o in picked) / len(picked),
+                  max(labels.values()) / len(picked))
 
 
 def alerts_by_kind(alerts: list[DriftAlert]) -> dict[str, int]:

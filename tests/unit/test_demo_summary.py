@@ -6,8 +6,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from schemas.alerts import DriftAlert, DriftKind
+from schemas.predictions import Outcome
 from schemas.truth import DriftPoint
-from services.cli.demo_summary import alerts_by_kind, demo_timeline, first_catch, verdict
+from services.cli.demo_summary import (
+    Judged,
+    alerts_by_kind,
+    demo_timeline,
+    first_catch,
+    judged_between,
+    verdict,
+)
 from services.producer.scenarios import load_timeline
 
 T0 = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -57,3 +65,20 @@ def test_the_verdict_compares_accuracy_with_the_majority_baseline() -> None:
     assert verdict(0.60, 0.70) == (
         "the champion is 10.0 points WORSE than the majority-class baseline")
     assert "too short" in verdict(None, None)
+
+
+def test_judged_outcomes_of_a_span_give_accuracy_and_the_majority_baseline() -> None:
+    def judged(seconds: float, label: bool, correct: bool | None, model: str = "logreg",
+               ) -> Outcome:
+        return Outcome(event_id=f"e-{seconds}", model=model, model_version=1,
+                       prediction=label == correct if correct is not None else None,
+                       label=label, correct=correct, label_delay_seconds=1.0,
+                       event_time=T0 + timedelta(seconds=seconds), learned_at=T0)
+
+    outcomes = [judged(10, True, True), judged(11, False, False), judged(12, False, False),
+                judged(13, False, True), judged(14, True, None), judged(12, True, True, "tree"),
+                judged(30, True, False)]
+    span = judged_between(outcomes, "logreg", T0 + timedelta(seconds=10),
+                          T0 + timedelta(seconds=30))
+    assert span == Judged(4, 0.5, 0.75)  # labels T, F, F, F; right 2 of 4
+    assert judged_between(outcomes, "logreg", T0, T0) == Judged(0, None, None)
