@@ -22,27 +22,24 @@ written by an incompatible River or Python with :class:`SnapshotIncompatible`.
 from __future__ import annotations
 
 import base64
-import functools
-import importlib.metadata
 import logging
-import platform
 import time
-import uuid
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer
 
 from schemas.codec import decode, encode
 from schemas.snapshots import ModelSnapshot
-from services.common.blocking_call import call_within
-from services.common.kafka import make_consumer
+from services.common.compacted import committed_records
+from services.common.library_versions import incompatibilities, installed_versions
+from services.common.resume import partition_key
 from services.common.runtime import StartupError
 from services.common.settings import KafkaSettings
+from services.common.transactions import commit_with_offsets
 from services.model import journal
-from services.model.resume import partition_key, topic_partition
 
 log = logging.getLogger(__name__)
 
@@ -54,31 +51,14 @@ class SnapshotIncompatible(StartupError):
 
 
 def library_versions() -> dict[str, str]:
-    """The versions a pickled state depends on (read from the installed packages once)."""
-    return dict(_installed_versions())
-
-
-@functools.cache
-def _installed_versions() -> tuple[tuple[str, str], ...]:
-    return (
-        ("river", importlib.metadata.version("river")),
-        ("python", ".".join(platform.python_version_tuple()[:2])),
-        ("state_format", STATE_FORMAT),
-    )
-
-
-def _major_minor(version: str) -> str:
-    return ".".join(version.split(".")[:2])
+    """The versions a pickled model state depends on."""
+    return installed_versions(STATE_FORMAT)
 
 
 def check_compatible(recorded: dict[str, str], current: dict[str, str]) -> None:
     """Raise :class:`SnapshotIncompatible` unless River (major.minor), Python (major.minor) and
     the state format match."""
-    problems = [
-        f"{name} {recorded.get(name, '?')} (snapshot) vs {current[name]} (here)"
-        for name in ("river", "python", "state_format")
-        if _major_minor(recorded.get(name, "")) != _major_minor(current[name])
-    ]
+    problems = incompatibilities(recorded, current)
     if problems:
         raise SnapshotIncompatible(
             "refusing to load a model snapshot written by other library versions: "
@@ -117,11 +97,11 @@ def read_checkpoint_chain(kafka: KafkaSettings, topic: str, key: str) -> list[Mo
     The deltas stop at the first missing sequence: a delta applies only on top of the one before
     it, so the chain restores the state as of the delta before the gap (logged, with the deltas
     left out). That state is older than the offsets the group committed with the later deltas;
-    :mod:`services.model.resume` finds it behind and has the inputs read again from its offsets.
+    :mod:`services.common.resume` finds it behind and has the inputs read again from its offsets.
     """
     full: Message | None = None
     deltas: dict[str, Message] = {}
-    for message in _committed_records(kafka, topic):
+    for message in committed_records(kafka, topic):
         name = (message.key() or b"").decode(errors="replace")
         if name == key:
             full = message
@@ -144,47 +124,6 @@ def read_checkpoint_chain(kafka: KafkaSettings, topic: str, key: str) -> list[Mo
                     "out the %d deltas after the gap (%d to %d)", chain[-1].sequence + 1, key,
                     chain[-1].sequence, len(left_out), left_out[0], left_out[-1])
     return chain
-
-
-READ_SECONDS = 60.0
-"""How long reading one partition of ``model-snapshots`` may take at start. A read cut short
-restores an older checkpoint, which the offset check on start then finds behind the group."""
-
-
-def _committed_records(kafka: KafkaSettings, topic: str) -> Iterator[Message]:
-    """Every committed record of ``topic``, partition by partition, in offset order (a partition
-    not read to its end within :data:`READ_SECONDS` is left at that, with a warning)."""
-    consumer = make_consumer(kafka, f"snapshot-reader-{uuid.uuid4().hex[:8]}")
-    try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        partitions = list(metadata.topics[topic].partitions)
-        for partition in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                       timeout=10)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, partition, low)])
-            started = time.monotonic()
-            deadline = started + READ_SECONDS
-            while True:
-                if time.monotonic() >= deadline:
-                    log.warning("%s[%d] not read to its end within %.0fs: the checkpoint "
-                                "restored may be older than the newest", topic, partition,
-                                READ_SECONDS)
-                    break
-                message = consumer.poll(0.5)
-                if message is None:
-                    position = consumer.position([TopicPartition(topic, partition)])[0].offset
-                    if position >= high or (position < 0 and time.monotonic() - started > 5):
-                        break  # past the end (aborted records and markers leave gaps)
-                    continue
-                if message.error() is not None:
-                    continue
-                yield message
-                if (message.offset() or 0) >= high - 1:
-                    break
-    finally:
-        consumer.close()
 
 
 class Checkpointable(Protocol):
@@ -222,7 +161,7 @@ class TransactionalCheckpointer:
     full checkpoint tombstones.
 
     A checkpoint's ``offsets`` cover every input partition the state knows: ``offsets`` (where
-    the state stood at start, :func:`services.model.resume.start_offsets`), moved on past every
+    the state stood at start, :func:`services.common.resume.start_offsets`), moved on past every
     message :meth:`processed` heard of (never the consumer's positions, which run ahead of the
     batch being handled); all of them are committed as the group's offsets in its transaction,
     so the offsets of the newest checkpoint always equal the group's, partitions nothing has
@@ -325,15 +264,7 @@ class TransactionalCheckpointer:
         if full:
             for superseded in self._superseded:
                 self._producer.produce(self._topic, key=superseded.encode(), value=None)
-        if offsets:
-            positions = [topic_partition(name, offset) for name, offset in sorted(offsets.items())]
-            metadata = self._consumer.consumer_group_metadata()
-            _retried(lambda: self._producer.send_offsets_to_transaction(positions, metadata,
-                                                                         OFFSETS_TIMEOUT_S),
-                     "adding the input offsets to the transaction", OFFSETS_TIMEOUT_S)
-        _retried(lambda: self._producer.commit_transaction(COMMIT_TIMEOUT_S),
-                 "committing the transaction", COMMIT_TIMEOUT_S)
-        self._producer.begin_transaction()
+        commit_with_offsets(self._producer, self._consumer, offsets)
         self._sequence = sequence
         if full:
             self._base, self._superseded, self._delta_bytes = sequence, [], 0
@@ -354,45 +285,3 @@ class TransactionalCheckpointer:
         self.last_size = len(value)
         log.debug("checkpoint %d (%s): %d bytes, %d labels learned", sequence,
                   "full" if full else "delta", len(value), snapshot.labels_learned)
-
-
-RETRY_SECONDS = 240.0
-"""How long a checkpoint retries a transaction call that failed with a retriable error (a
-broker restarting, a coordinator moving). Shorter than the producer's transaction timeout
-(:data:`TRANSACTION_TIMEOUT_MS`), so the broker does not abort the transaction meanwhile."""
-
-OFFSETS_TIMEOUT_S = 30.0
-"""The timeout given to ``send_offsets_to_transaction``."""
-
-COMMIT_TIMEOUT_S = 60.0
-"""The timeout given to ``commit_transaction``."""
-
-HANG_GRACE_S = 15.0
-"""How long past its own timeout a transaction call may block before the service gives up on
-its producer (:func:`_retried`)."""
-
-TRANSACTION_TIMEOUT_MS = 300_000
-"""The model producer's ``transaction.timeout.ms``: an open transaction may ride out an outage
-of a few minutes (the broker caps it at its ``transaction.max.timeout.ms``, 15 min by default)."""
-
-
-def _retried(call: Callable[[], None], what: str, timeout: float) -> None:
-    """Run a transaction call given ``timeout`` seconds, again while it fails with a retriable
-    error (librdkafka's contract for ``send_offsets_to_transaction`` and
-    ``commit_transaction``); anything else, or still failing after :data:`RETRY_SECONDS`, is
-    raised: the service then restarts from its last checkpoint.
-
-    A call still blocked :data:`HANG_GRACE_S` after its own timeout raises
-    :class:`~services.common.blocking_call.CallHung` (librdkafka issues #5456, #5511): the
-    transaction is never committed, so the restart loses and repeats nothing.
-    """
-    deadline = time.monotonic() + RETRY_SECONDS
-    while True:
-        try:
-            call_within(call, timeout + HANG_GRACE_S, what)
-            return
-        except KafkaException as exception:
-            error = exception.args[0]
-            if not error.retriable() or time.monotonic() > deadline:
-                raise
-            log.warning("%s failed, retrying: %s", what, error.str())

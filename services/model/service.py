@@ -11,19 +11,15 @@ from confluent_kafka import Consumer
 from schemas.spec import load_spec
 from schemas.topics import TopicName
 from services.common.consumer_service import connect, serve
+from services.common.resume import start_offsets
 from services.common.runtime import StopSignal, configure_logging
+from services.common.transactions import TRANSACTION_TIMEOUT_MS
 from services.model.alignment import AlignedConsumer
-from services.model.checkpoint import (
-    TRANSACTION_TIMEOUT_MS,
-    TransactionalCheckpointer,
-    load_state,
-    read_checkpoint_chain,
-)
+from services.model.checkpoint import TransactionalCheckpointer, load_state, read_checkpoint_chain
 from services.model.estimators import categories_of
 from services.model.handler import ModelHandler, ModelTopics
 from services.model.learner import Learner
 from services.model.metrics import ModelMetrics
-from services.model.resume import start_offsets
 from services.model.settings import ModelSettings
 
 log = logging.getLogger(__name__)
@@ -35,9 +31,9 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
     """Serve predictions and learn until stopped; return the number of messages processed.
 
     Starts from the newest checkpoint of this deployment's learner, if there is one, at the
-    offsets it covers (:mod:`services.model.resume`: a checkpoint behind the group's offsets has
+    offsets it covers (:mod:`services.common.resume`: a checkpoint behind the group's offsets has
     the inputs read again from its own; one that contradicts them stops the service with
-    :class:`~services.model.resume.ResumeRefused`).
+    :class:`~services.common.resume.ResumeRefused`).
     """
     spec = load_spec(settings.spec)
     learner = Learner(spec.models, spec.label)

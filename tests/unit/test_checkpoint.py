@@ -13,6 +13,7 @@ from river import linear_model
 from schemas.codec import decode, encode
 from schemas.snapshots import ModelSnapshot
 from services.common.blocking_call import CallHung
+from services.common.resume import decide, topic_partition
 from services.common.settings import KafkaSettings
 from services.model.checkpoint import (
     SnapshotIncompatible,
@@ -24,7 +25,6 @@ from services.model.checkpoint import (
     read_checkpoint_chain,
 )
 from services.model.pending import BoundedMap
-from services.model.resume import decide, topic_partition
 from tests.unit.fakes import message
 
 
@@ -220,8 +220,8 @@ class _HangingOffsets(_Transactions):
 def test_a_transaction_call_blocked_past_its_timeout_fails_the_checkpoint(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("services.model.checkpoint.OFFSETS_TIMEOUT_S", 0.01)
-    monkeypatch.setattr("services.model.checkpoint.HANG_GRACE_S", 0.04)
+    monkeypatch.setattr("services.common.transactions.OFFSETS_TIMEOUT_S", 0.01)
+    monkeypatch.setattr("services.common.transactions.HANG_GRACE_S", 0.04)
     wire, source = _HangingOffsets(_Clock()), _Source()
     checkpointer = TransactionalCheckpointer(
         wire, wire, "snapshots", "m", source, offsets={"features:0": 5})  # type: ignore[arg-type]
@@ -334,7 +334,7 @@ def test_a_missing_delta_restores_up_to_the_gap_which_the_group_is_found_ahead_o
         # delta 3 is gone
         ("m/delta/1/4", written(4, 1, 40)), ("m/delta/1/5", written(5, 1, 50)),
     ])
-    monkeypatch.setattr("services.model.checkpoint._committed_records",
+    monkeypatch.setattr("services.model.checkpoint.committed_records",
                         lambda kafka, topic: iter(records))
     chain = read_checkpoint_chain(KafkaSettings(), "snapshots", "m")
     assert [s.sequence for s in chain] == [1, 2]

@@ -13,8 +13,8 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from services.common.failures import BrokenInvariant
+from services.common.resume import Decision, ResumeRefused, decide, start_offsets
 from services.common.runtime import StartupError
-from services.model.resume import Decision, ResumeRefused, decide, start_offsets
 
 
 def test_equal_offsets_resume_where_both_stand() -> None:

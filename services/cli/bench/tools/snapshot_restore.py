@@ -42,6 +42,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from schemas.topics import topic_spec
 from services.cli.bench.tools.checkpoint import Stores
+from services.common.compacted import committed_records
 from services.common.kafka import (
     create_missing_topics,
     make_admin,
@@ -50,12 +51,7 @@ from services.common.kafka import (
     provision_topics,
 )
 from services.common.settings import KafkaSettings
-from services.model.checkpoint import (
-    TransactionalCheckpointer,
-    _committed_records,
-    load_state,
-    read_checkpoint_chain,
-)
+from services.model.checkpoint import TransactionalCheckpointer, load_state, read_checkpoint_chain
 from services.model.service import SNAPSHOT_MAX_BYTES
 from services.model.settings import ModelOptions
 
@@ -149,7 +145,7 @@ def restore(kafka: KafkaSettings, topic: str) -> dict[str, Any]:
     load_state(chain)
     total_seconds = time.monotonic() - started
     records = tombstones = size = 0
-    for message in _committed_records(kafka, topic):
+    for message in committed_records(kafka, topic):
         records += 1
         tombstones += message.value() is None
         size += len(message.key() or b"") + len(message.value() or b"")

@@ -1,7 +1,9 @@
-"""Where the model service resumes reading: its restored checkpoint against the group's offsets.
+"""Where a checkpointing service resumes reading: its restored checkpoint against the group's
+offsets.
 
-A checkpoint and the input offsets its state covers are committed in one transaction
-(:mod:`services.model.checkpoint`), so on start the restored snapshot's offsets equal the
+The model service (:mod:`services.model.checkpoint`) and the drift service
+(:mod:`services.drift.checkpoint`) commit a checkpoint and the input offsets its state covers in
+one transaction, so on start the restored snapshot's offsets equal the
 offsets the consumer group has committed. When they differ, resuming from the group's offsets
 would go wrong without a word: older state read on from newer offsets skips every label in
 between. That happens when the chain restored is cut short (a delta missing: the restore stops
@@ -18,7 +20,8 @@ moved by hand.
   published a second time (read_committed readers see both copies).
 - anything else: stop with :class:`ResumeRefused`, one line naming the partition. The snapshot
   is ahead of the group somewhere, or records a partition the group has no offset for, or the
-  group has offsets and there is no checkpoint at all.
+  group has offsets and there is no checkpoint at all (a service whose state may be rebuilt,
+  such as drift monitors, starts fresh from the group's offsets instead: :func:`group_offsets`).
 
 A partition the group has an offset for but the snapshot does not mention is read on from the
 group's offset, and the start log says so: checkpoints written before every transaction carried
@@ -75,7 +78,8 @@ def decide(snapshot: Offsets | None, committed: Offsets) -> Decision:
             return Decision("resume")
         return Decision("stop", reason=(
             f"the consumer group has committed offsets ({_listed(committed)}) but there is no "
-            "checkpoint: an empty model read on from there would skip everything before them"
+            "checkpoint: a state started empty and read on from there would skip everything before "
+            "them"
         ))
     behind: dict[str, tuple[int, int]] = {}
     for partition in sorted(snapshot):
@@ -196,7 +200,19 @@ def start_offsets(
             "checkpoint's offsets to process again what lies between: %s",
             ", ".join(f"{p} {theirs} -> {ours}" for p, (ours, theirs)
                       in sorted(decision.behind.items())))
-    unread = [p for p in partitions if p not in decision.start]
-    return {**decision.start, **{
+    return _from_start(consumer, partitions, decision.start)
+
+
+def group_offsets(consumer: _Consumer, topics: Sequence[str]) -> dict[str, int]:
+    """Where the group stands in every partition of ``topics``: its committed offset, or the
+    start of the partition where it has none (what a state built from nothing covers)."""
+    partitions = input_partitions(consumer, topics)
+    return _from_start(consumer, partitions, committed_offsets(consumer, partitions))
+
+
+def _from_start(consumer: _Consumer, partitions: Sequence[str],
+                known: Mapping[str, int]) -> dict[str, int]:
+    """``known`` offsets, and the low watermark of every other partition."""
+    return {**known, **{
         p: consumer.get_watermark_offsets(topic_partition(p, -1001), timeout=10)[0]
-        for p in unread}}
+        for p in partitions if p not in known}}

@@ -1,0 +1,97 @@
+"""Kafka transactions that commit a service's outputs with its input offsets.
+
+A service that checkpoints (model, drift) produces everything inside a transaction and ends each
+one with :func:`commit_with_offsets`: the input offsets its state covers join the transaction,
+which commits, and the next one opens. After a crash the broker aborts the open transaction:
+``read_committed`` readers never see its outputs and the group's offsets are those of the last
+commit, so a restart from the last checkpoint repeats nothing readers saw.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from confluent_kafka import KafkaException, TopicPartition
+
+from services.common.blocking_call import call_within
+from services.common.resume import topic_partition
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 240.0
+"""How long a transaction call that failed with a retriable error (a broker restarting, a
+coordinator moving) is tried again. Shorter than :data:`TRANSACTION_TIMEOUT_MS`, so the broker
+does not abort the transaction meanwhile."""
+
+OFFSETS_TIMEOUT_S = 30.0
+"""The timeout given to ``send_offsets_to_transaction``."""
+
+COMMIT_TIMEOUT_S = 60.0
+"""The timeout given to ``commit_transaction``."""
+
+HANG_GRACE_S = 15.0
+"""How long past its own timeout a transaction call may block before the service gives up on
+its producer (:func:`retried`)."""
+
+TRANSACTION_TIMEOUT_MS = 300_000
+"""A transactional producer's ``transaction.timeout.ms``: an open transaction may ride out an
+outage of a few minutes (the broker caps it at its ``transaction.max.timeout.ms``, 15 min by
+default)."""
+
+
+class TransactionalProducer(Protocol):
+    """The transaction calls of a confluent-kafka producer."""
+
+    def begin_transaction(self) -> None: ...
+
+    def send_offsets_to_transaction(self, positions: list[TopicPartition], metadata: object,
+                                    timeout: float) -> None: ...
+
+    def commit_transaction(self, timeout: float) -> None: ...
+
+
+class GroupMember(Protocol):
+    """The consumer whose group the offsets are committed for."""
+
+    def consumer_group_metadata(self) -> object: ...
+
+
+def commit_with_offsets(producer: TransactionalProducer, consumer: GroupMember,
+                        offsets: Mapping[str, int]) -> None:
+    """Add ``offsets`` (``"topic:partition"`` -> next offset to read) to the open transaction,
+    commit it and open the next one. Raises what :func:`retried` raises; the transaction is then
+    left uncommitted and the service must restart from its last checkpoint."""
+    if offsets:
+        positions = [topic_partition(name, offset) for name, offset in sorted(offsets.items())]
+        metadata = consumer.consumer_group_metadata()
+        retried(lambda: producer.send_offsets_to_transaction(positions, metadata,
+                                                             OFFSETS_TIMEOUT_S),
+                "adding the input offsets to the transaction", OFFSETS_TIMEOUT_S)
+    retried(lambda: producer.commit_transaction(COMMIT_TIMEOUT_S), "committing the transaction",
+            COMMIT_TIMEOUT_S)
+    producer.begin_transaction()
+
+
+def retried(call: Callable[[], None], what: str, timeout: float) -> None:
+    """Run a transaction call given ``timeout`` seconds, again while it fails with a retriable
+    error (librdkafka's contract for ``send_offsets_to_transaction`` and
+    ``commit_transaction``); anything else, or still failing after :data:`RETRY_SECONDS`, is
+    raised: the service then restarts from its last checkpoint.
+
+    A call still blocked :data:`HANG_GRACE_S` after its own timeout raises
+    :class:`~services.common.blocking_call.CallHung` (librdkafka issues #5456, #5511): the
+    transaction is never committed, so the restart loses and repeats nothing.
+    """
+    deadline = time.monotonic() + RETRY_SECONDS
+    while True:
+        try:
+            call_within(call, timeout + HANG_GRACE_S, what)
+            return
+        except KafkaException as exception:
+            error = exception.args[0]
+            if not error.retriable() or time.monotonic() > deadline:
+                raise
+            log.warning("%s failed, retrying: %s", what, error.str())
