@@ -33,3 +33,23 @@ class ModelSnapshot(Contract):
     """This checkpoint's number in its learner's series, counting up from the first."""
     base_sequence: int | None = Field(default=None, ge=0)
     """None for a full checkpoint; for a delta, the sequence of the full one it builds on."""
+
+
+class DriftSnapshot(Contract):
+    """One checkpoint of the drift service: every monitor's state and the offsets it reflects.
+
+    Key: the drift service's consumer group. ``state`` is the base64 of the compressed, pickled
+    monitors; ``offsets`` maps ``"topic:partition"`` to the next offset to read, committed with
+    it in one transaction. ``settings_fingerprint`` identifies the drift and label settings the
+    monitors were built with: a restart with other settings starts fresh monitors.
+    """
+
+    schema_version: Literal[1] = 1
+    created_at: AwareDatetime
+    library_versions: dict[str, str]
+    settings_fingerprint: str
+    offsets: dict[str, int]
+    observations: int = Field(ge=0)
+    """Feature vectors and outcomes the monitors had taken in."""
+    alerts_raised: int = Field(ge=0)
+    state: str

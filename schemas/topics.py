@@ -18,7 +18,7 @@ from schemas.events import Event, Label
 from schemas.features import FeatureVector
 from schemas.model_events import ModelEvent
 from schemas.predictions import Outcome, Prediction
-from schemas.snapshots import ModelSnapshot
+from schemas.snapshots import DriftSnapshot, ModelSnapshot
 
 TopicName = Literal[
     "events",
@@ -30,6 +30,7 @@ TopicName = Literal[
     "dead-letters",
     "model-snapshots",
     "model-events",
+    "drift-state",
 ]
 
 PIPELINE_PARTITIONS = 4
@@ -101,6 +102,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("dead-letters", 1, None, "original key", {"retention.ms": WEEK_MS}),
     TopicSpec("model-events", 1, ModelEvent, "model name", {"retention.ms": WEEK_MS}),
     TopicSpec("model-snapshots", 1, ModelSnapshot, "learner id", SNAPSHOT_CONFIG),
+    # A few hundred KB per checkpoint: the same compaction rules keep a restore's reading short.
+    TopicSpec("drift-state", 1, DriftSnapshot, "drift consumer group", SNAPSHOT_CONFIG),
 )
 
 

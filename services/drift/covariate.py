@@ -12,10 +12,12 @@ seen in the reference. Alerts name the feature as ``feature:<name>``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from schemas.features import FeatureValue
 from schemas.spec import PipelineSpec, SpecError
+from schemas.spec_drift import CovariateSpec
 from services.drift.baselines import CategoricalBaseline, NumericBaseline
 from services.drift.windows import Baseline, ShiftWindows, Signal
 
@@ -68,18 +70,27 @@ class CovariateMonitor:
 
     def _windows(self, comparison: Comparison) -> ShiftWindows[FeatureValue]:
         spec = self._spec
+        return ShiftWindows(_FeatureBaseline(comparison, spec), spec.reference_size,
+                            spec.window_size, spec.check_every, spec.cooldown_observations)
 
-        def fit(reference: Sequence[FeatureValue]) -> Baseline[FeatureValue]:
-            if comparison == "numeric":
-                return NumericBaseline(
-                    reference, bins=spec.bins, psi_threshold=spec.psi_threshold,
-                    missing_rate_threshold=spec.missing_rate_threshold,
-                )
-            return CategoricalBaseline(
+
+@dataclass(frozen=True)
+class _FeatureBaseline:
+    """Fits one feature's baseline on its reference (a class, not a closure, so the monitors
+    pickle into the drift service's checkpoints)."""
+
+    comparison: Comparison
+    spec: CovariateSpec
+
+    def __call__(self, reference: Sequence[FeatureValue]) -> Baseline[FeatureValue]:
+        spec = self.spec
+        if self.comparison == "numeric":
+            return NumericBaseline(
                 reference, bins=spec.bins, psi_threshold=spec.psi_threshold,
                 missing_rate_threshold=spec.missing_rate_threshold,
-                new_category_share=spec.new_category_share,
             )
-
-        return ShiftWindows(fit, spec.reference_size, spec.window_size, spec.check_every,
-                            spec.cooldown_observations)
+        return CategoricalBaseline(
+            reference, bins=spec.bins, psi_threshold=spec.psi_threshold,
+            missing_rate_threshold=spec.missing_rate_threshold,
+            new_category_share=spec.new_category_share,
+        )

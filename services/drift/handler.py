@@ -34,6 +34,7 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -64,6 +65,17 @@ def _bound(models: OrderedDict[str, Any]) -> None:
 
 class _Producer(Protocol):
     def produce(self, topic: str, value: bytes, key: bytes) -> None: ...
+
+
+@dataclass
+class DriftState:
+    """Everything the drift monitors have learned of the stream, as a checkpoint holds it."""
+
+    covariate: CovariateMonitor
+    shifts: OutcomeShifts
+    concept_monitors: dict[str, ErrorStreamMonitor]
+    unwatched: OrderedDict[str, float]
+    watched: OrderedDict[str, None]
 
 
 class DriftMetrics:
@@ -134,6 +146,20 @@ class DriftHandler:
         self._unsent: deque[DriftAlert] = deque()
         """Alerts of the message ``_unsent_of`` not sent yet."""
         self._unsent_of: tuple[str | None, int | None, int | None] | None = None
+        self.alerts_raised = 0
+        """Alerts raised by this process (each is sent once raised)."""
+
+    def state(self) -> DriftState:
+        """The monitors' state, for a checkpoint (live objects: pickle it before going on)."""
+        return DriftState(self.covariate, self.shifts, self.concept_monitors, self._unwatched,
+                          self._watched)
+
+    def restore(self, state: DriftState) -> None:
+        """Continue from a checkpointed state (of the same drift and label settings)."""
+        self.covariate, self.shifts = state.covariate, state.shifts
+        self.concept_monitors = state.concept_monitors
+        self._unwatched, self._watched = state.unwatched, state.watched
+        self._metrics.unwatched.set(len(self._unwatched))
 
     def handle(self, message: Message) -> None:
         """Dispatch one consumed message by topic; send the alerts it raised.
@@ -244,6 +270,7 @@ class DriftHandler:
             event_time=event_time, detected_at=self._clock(),
         )
         self._unsent.append(alert)
+        self.alerts_raised += 1
 
     def _send(self) -> None:
         """Hand the waiting alerts to the producer, in order; count each one taken."""

@@ -16,11 +16,13 @@ challengers.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from schemas.alerts import DriftKind
 from schemas.events import LabelValue
 from schemas.predictions import Outcome
 from schemas.spec import PipelineSpec
+from schemas.spec_drift import LabelShiftSpec, ShiftSpec
 from services.drift.baselines import CategoricalBaseline, NumericBaseline, RateBaseline
 from services.drift.psi import uniform_edges
 from services.drift.windows import Baseline, ShiftWindows, Signal
@@ -74,18 +76,8 @@ class OutcomeShifts:
 
     def _label_windows(self) -> ShiftWindows[object]:
         spec = self._drift.label
-        label_type = self._label_type
-
-        def fit(reference: Sequence[object]) -> Baseline[object]:
-            if label_type == "binary":
-                return RateBaseline(reference, rate_threshold=spec.rate_threshold)
-            if label_type == "multiclass":
-                return CategoricalBaseline(reference, bins=spec.bins,
-                                           psi_threshold=spec.psi_threshold)
-            return NumericBaseline(reference, bins=spec.bins, psi_threshold=spec.psi_threshold)
-
-        return ShiftWindows(fit, spec.reference_size, spec.window_size, spec.check_every,
-                            spec.cooldown_observations)
+        return ShiftWindows(_LabelBaseline(self._label_type, spec), spec.reference_size,
+                            spec.window_size, spec.check_every, spec.cooldown_observations)
 
     def _prediction_windows(self, model: str) -> ShiftWindows[object]:
         windows = self.predictions.get(model)
@@ -93,15 +85,42 @@ class OutcomeShifts:
             return windows
         spec = self._drift.prediction
         edges = None if self._label_type == "regression" else uniform_edges(0.0, 1.0, spec.bins)
-
-        def fit(reference: Sequence[object]) -> Baseline[object]:
-            return NumericBaseline(reference, bins=spec.bins, psi_threshold=spec.psi_threshold,
-                                   edges=edges)
-
         windows = self.predictions[model] = ShiftWindows(
-            fit, spec.reference_size, spec.window_size, spec.check_every,
+            _ScoreBaseline(spec, edges), spec.reference_size, spec.window_size, spec.check_every,
             spec.cooldown_observations,
         )
         while len(self.predictions) > PREDICTION_MONITORS:
             del self.predictions[next(iter(self.predictions))]
         return windows
+
+
+# Fitters are classes, not closures, so the monitors pickle into the drift service's checkpoints.
+
+@dataclass(frozen=True)
+class _LabelBaseline:
+    """Fits the label's baseline: its positive rate (binary), classes or quantile bins."""
+
+    label_type: str
+    spec: LabelShiftSpec
+
+    def __call__(self, reference: Sequence[object]) -> Baseline[object]:
+        spec = self.spec
+        if self.label_type == "binary":
+            return RateBaseline(reference, rate_threshold=spec.rate_threshold)
+        if self.label_type == "multiclass":
+            return CategoricalBaseline(reference, bins=spec.bins, psi_threshold=spec.psi_threshold)
+        return NumericBaseline(reference, bins=spec.bins, psi_threshold=spec.psi_threshold)
+
+
+@dataclass(frozen=True)
+class _ScoreBaseline:
+    """Fits a model's score baseline: bins of ``[0, 1]`` for probabilities (``edges``), the
+    reference's quantiles for regression."""
+
+    spec: ShiftSpec
+    edges: tuple[float, ...] | None
+
+    def __call__(self, reference: Sequence[object]) -> Baseline[object]:
+        spec = self.spec
+        return NumericBaseline(reference, bins=spec.bins, psi_threshold=spec.psi_threshold,
+                               edges=self.edges)

@@ -19,7 +19,7 @@ def test_catalogue_has_every_topic_once() -> None:
     names = [spec.name for spec in TOPICS]
     assert sorted(names) == sorted([
         "events", "labels", "features", "predictions", "outcomes", "drift-alerts",
-        "dead-letters", "model-snapshots", "model-events",
+        "dead-letters", "model-snapshots", "model-events", "drift-state",
     ])
     assert len(set(names)) == len(names)
 
@@ -31,10 +31,11 @@ def test_events_and_features_keep_an_entitys_order_and_labels_need_only_the_even
     assert labels.key == "event_id"
 
 
-def test_model_snapshots_is_compacted_and_others_are_not() -> None:
+def test_state_topics_are_compacted_and_others_are_not() -> None:
     assert topic_spec("model-snapshots").config["cleanup.policy"] == "compact"
+    assert topic_spec("drift-state").config["cleanup.policy"] == "compact"
     for spec in TOPICS:
-        if spec.name != "model-snapshots":
+        if spec.name not in ("model-snapshots", "drift-state"):
             assert spec.config.get("cleanup.policy", "delete") == "delete", spec.name
 
 
