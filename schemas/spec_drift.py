@@ -107,7 +107,17 @@ class CovariateSpec(ShiftSpec):
 
 class DriftSpec(ClosedSpec):
     """Which detectors watch what: concept drift on each model's errors, covariate shift on the
-    features, label shift and prediction drift (the champion's scores) on the outcomes."""
+    features, label shift and prediction drift (the champion's scores) on the outcomes.
+
+    ``expected_run_length`` is the false-alarm budget of the shift monitors (covariate, label,
+    prediction): the events expected between two false alarms of all of them together on a
+    stationary stream of independent events. It is shared out equally among the statistics
+    watched (Bonferroni), and each statistic's threshold is raised above the spec's where
+    sampling noise alone would cross it more often (``services/drift/budget.py``). Concept
+    detectors keep their own parameters (ADWIN's ``delta``).
+    """
+
+    expected_run_length: float = Field(default=10_000_000, ge=1000)
 
     concept: DetectorSpec = Field(default_factory=DetectorSpec)
     covariate: CovariateSpec = Field(default_factory=CovariateSpec)

@@ -18,7 +18,11 @@ from typing import Literal
 from schemas.features import FeatureValue
 from schemas.spec import PipelineSpec, SpecError
 from schemas.spec_drift import CovariateSpec
-from services.drift.baselines import CategoricalBaseline, NumericBaseline
+from services.drift.baselines import (
+    DEFAULT_ALPHA_PER_OBSERVATION,
+    CategoricalBaseline,
+    NumericBaseline,
+)
 from services.drift.windows import Baseline, ShiftWindows, Signal
 
 Comparison = Literal["numeric", "categorical"]
@@ -49,8 +53,11 @@ def watched_features(spec: PipelineSpec) -> dict[str, Comparison]:
 class CovariateMonitor:
     """The feature monitors of one spec; :meth:`update` takes one feature vector."""
 
-    def __init__(self, spec: PipelineSpec) -> None:
+    def __init__(self, spec: PipelineSpec, alpha: float = DEFAULT_ALPHA_PER_OBSERVATION) -> None:
+        """``alpha``: each statistic's false-alarm probability per observation
+        (:mod:`services.drift.budget`); a check's is ``check_every`` times that."""
         self._spec = spec.drift.covariate
+        self._alpha = min(0.5, alpha * self._spec.check_every)
         self.features = watched_features(spec)
         self.windows: dict[str, ShiftWindows[FeatureValue]] = {
             name: self._windows(comparison) for name, comparison in self.features.items()
@@ -70,7 +77,7 @@ class CovariateMonitor:
 
     def _windows(self, comparison: Comparison) -> ShiftWindows[FeatureValue]:
         spec = self._spec
-        return ShiftWindows(_FeatureBaseline(comparison, spec), spec.reference_size,
+        return ShiftWindows(_FeatureBaseline(comparison, spec, self._alpha), spec.reference_size,
                             spec.window_size, spec.check_every, spec.cooldown_observations)
 
 
@@ -81,16 +88,17 @@ class _FeatureBaseline:
 
     comparison: Comparison
     spec: CovariateSpec
+    alpha: float
 
     def __call__(self, reference: Sequence[FeatureValue]) -> Baseline[FeatureValue]:
         spec = self.spec
         if self.comparison == "numeric":
             return NumericBaseline(
                 reference, bins=spec.bins, psi_threshold=spec.psi_threshold,
-                missing_rate_threshold=spec.missing_rate_threshold,
+                missing_rate_threshold=spec.missing_rate_threshold, alpha=self.alpha,
             )
         return CategoricalBaseline(
             reference, bins=spec.bins, psi_threshold=spec.psi_threshold,
             missing_rate_threshold=spec.missing_rate_threshold,
-            new_category_share=spec.new_category_share,
+            new_category_share=spec.new_category_share, alpha=self.alpha,
         )

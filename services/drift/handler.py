@@ -47,6 +47,7 @@ from schemas.features import FeatureVector
 from schemas.predictions import Outcome
 from schemas.spec import PipelineSpec
 from services.common.failures import BrokenInvariant, DeadLetter, Retriable
+from services.drift.budget import alpha_per_observation
 from services.drift.covariate import CovariateMonitor
 from services.drift.detectors import ErrorStreamMonitor
 from services.drift.outcomes import OutcomeShifts
@@ -139,8 +140,9 @@ class DriftHandler:
         self._outcomes_topic = outcomes_topic
         self._metrics = metrics
         self._clock = clock
-        self.covariate = CovariateMonitor(spec)
-        self.shifts = OutcomeShifts(spec)
+        alpha = alpha_per_observation(spec)
+        self.covariate = CovariateMonitor(spec, alpha)
+        self.shifts = OutcomeShifts(spec, alpha)
         self.concept_monitors: dict[str, ErrorStreamMonitor] = {}
         """Concept-drift monitors by model (champion and challengers)."""
         self._unsent: deque[DriftAlert] = deque()

@@ -23,7 +23,12 @@ from schemas.events import LabelValue
 from schemas.predictions import Outcome
 from schemas.spec import PipelineSpec
 from schemas.spec_drift import LabelShiftSpec, ShiftSpec
-from services.drift.baselines import CategoricalBaseline, NumericBaseline, RateBaseline
+from services.drift.baselines import (
+    DEFAULT_ALPHA_PER_OBSERVATION,
+    CategoricalBaseline,
+    NumericBaseline,
+    RateBaseline,
+)
 from services.drift.psi import uniform_edges
 from services.drift.windows import Baseline, ShiftWindows, Signal
 
@@ -44,8 +49,11 @@ def is_positive(label: LabelValue) -> bool:
 class OutcomeShifts:
     """The label and prediction monitors of one spec; :meth:`update` takes one outcome."""
 
-    def __init__(self, spec: PipelineSpec) -> None:
+    def __init__(self, spec: PipelineSpec, alpha: float = DEFAULT_ALPHA_PER_OBSERVATION) -> None:
+        """``alpha``: each statistic's false-alarm probability per observation
+        (:mod:`services.drift.budget`); a check's is ``check_every`` times that."""
         self._drift = spec.drift
+        self._alpha = alpha
         self._label_type = spec.label.type
         self.label_target = "label_rate" if self._label_type == "binary" else "label"
         self.label: ShiftWindows[object] | None = (
@@ -76,7 +84,8 @@ class OutcomeShifts:
 
     def _label_windows(self) -> ShiftWindows[object]:
         spec = self._drift.label
-        return ShiftWindows(_LabelBaseline(self._label_type, spec), spec.reference_size,
+        alpha = min(0.5, self._alpha * spec.check_every)
+        return ShiftWindows(_LabelBaseline(self._label_type, spec, alpha), spec.reference_size,
                             spec.window_size, spec.check_every, spec.cooldown_observations)
 
     def _prediction_windows(self, model: str) -> ShiftWindows[object]:
@@ -86,7 +95,8 @@ class OutcomeShifts:
         spec = self._drift.prediction
         edges = None if self._label_type == "regression" else uniform_edges(0.0, 1.0, spec.bins)
         windows = self.predictions[model] = ShiftWindows(
-            _ScoreBaseline(spec, edges), spec.reference_size, spec.window_size, spec.check_every,
+            _ScoreBaseline(spec, edges, min(0.5, self._alpha * spec.check_every)),
+            spec.reference_size, spec.window_size, spec.check_every,
             spec.cooldown_observations,
         )
         while len(self.predictions) > PREDICTION_MONITORS:
@@ -102,14 +112,17 @@ class _LabelBaseline:
 
     label_type: str
     spec: LabelShiftSpec
+    alpha: float
 
     def __call__(self, reference: Sequence[object]) -> Baseline[object]:
-        spec = self.spec
+        spec, alpha = self.spec, self.alpha
         if self.label_type == "binary":
-            return RateBaseline(reference, rate_threshold=spec.rate_threshold)
+            return RateBaseline(reference, rate_threshold=spec.rate_threshold, alpha=alpha)
         if self.label_type == "multiclass":
-            return CategoricalBaseline(reference, bins=spec.bins, psi_threshold=spec.psi_threshold)
-        return NumericBaseline(reference, bins=spec.bins, psi_threshold=spec.psi_threshold)
+            return CategoricalBaseline(reference, bins=spec.bins, psi_threshold=spec.psi_threshold,
+                                       alpha=alpha)
+        return NumericBaseline(reference, bins=spec.bins, psi_threshold=spec.psi_threshold,
+                               alpha=alpha)
 
 
 @dataclass(frozen=True)
@@ -119,8 +132,9 @@ class _ScoreBaseline:
 
     spec: ShiftSpec
     edges: tuple[float, ...] | None
+    alpha: float
 
     def __call__(self, reference: Sequence[object]) -> Baseline[object]:
         spec = self.spec
         return NumericBaseline(reference, bins=spec.bins, psi_threshold=spec.psi_threshold,
-                               edges=self.edges)
+                               edges=self.edges, alpha=self.alpha)

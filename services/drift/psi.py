@@ -26,11 +26,6 @@ K = TypeVar("K", bound=Hashable)
 EPSILON = 1e-4
 """The smallest proportion a bin counts for (instead of zero)."""
 
-FALSE_ALARM_PER_CHECK = 1e-6
-"""The chance of one check crossing the threshold with no shift that :func:`psi_is_reliable`
-accepts (an upper bound from the chi-square approximation of PSI)."""
-
-
 def psi(reference: Sequence[float], recent: Sequence[float], epsilon: float = EPSILON) -> float:
     """PSI of two proportion vectors over the same bins (each summing to 1, or to 0 if empty)."""
     if len(reference) != len(recent):
@@ -79,16 +74,17 @@ def bin_index(edges: Sequence[float], value: float) -> int:
     return bisect_left(edges, value)
 
 
-def psi_is_reliable(bins: int, n_reference: int, n_recent: int, threshold: float) -> bool:
-    """Whether PSI over ``bins`` occupied bins of samples this large can be trusted against
-    ``threshold``: with no shift, ``PSI * n*m/(n+m)`` is about chi-square with ``bins - 1``
-    degrees of freedom, and by Laurent and Massart's bound it crosses the threshold with
-    probability at most :data:`FALSE_ALARM_PER_CHECK`. Too few observations: no verdict.
+def psi_noise_threshold(bins: int, n_reference: int, n_recent: int, alpha: float) -> float:
+    """The PSI that samples this large, over ``bins`` bins, exceed by chance alone with
+    probability at most ``alpha``: with no shift, ``PSI * n*m/(n+m)`` is about chi-square with
+    ``bins - 1`` degrees of freedom, and Laurent and Massart's bound
+    ``P(X >= k + 2 sqrt(k x) + 2 x) <= exp(-x)`` gives the level. Infinite when a side is empty
+    or there is a single bin (no verdict is possible).
 
-    ``schemas/spec_drift.py`` (``ShiftSpec``) applies the same bound to full windows.
+    ``schemas/spec_drift.py`` (``ShiftSpec``) applies the same bound to full windows at
+    ``alpha = 1e-6`` to refuse windows too small for the spec's ``psi_threshold``.
     """
     if bins < 2 or n_reference < 1 or n_recent < 1:
-        return False
-    k, x = bins - 1, math.log(1 / FALSE_ALARM_PER_CHECK)
-    needed = k + 2 * math.sqrt(k * x) + 2 * x
-    return threshold / (1 / n_reference + 1 / n_recent) >= needed
+        return math.inf
+    k, x = bins - 1, math.log(1 / alpha)
+    return (k + 2 * math.sqrt(k * x) + 2 * x) * (1 / n_reference + 1 / n_recent)

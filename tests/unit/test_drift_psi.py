@@ -13,7 +13,7 @@ from services.drift.psi import (
     EPSILON,
     bin_index,
     psi,
-    psi_is_reliable,
+    psi_noise_threshold,
     psi_of_counts,
     quantile_edges,
     uniform_edges,
@@ -87,12 +87,31 @@ def test_psi_of_two_samples_of_one_distribution_is_small_and_of_a_shift_large() 
     assert 0.8 < shifted < 1.1  # a one-sd mean shift is far beyond the 0.2 rule of thumb
 
 
-def test_reliability_needs_more_observations_for_more_bins() -> None:
-    assert psi_is_reliable(10, 1000, 500, 0.2)
-    assert not psi_is_reliable(10, 1000, 100, 0.2)
-    assert psi_is_reliable(2, 1000, 300, 0.2)  # two bins (a bool) need fewer
-    assert not psi_is_reliable(1, 1000, 1000, 0.2)
-    assert not psi_is_reliable(10, 1000, 0, 0.2)
+def test_the_noise_threshold_is_higher_for_more_bins_smaller_samples_and_rarer_alarms() -> None:
+    base = psi_noise_threshold(10, 1000, 500, 1e-6)
+    assert 0.17 < base < 0.18  # (9 + 2 sqrt(9 * 13.8) + 2 * 13.8) * (1/1000 + 1/500)
+    assert psi_noise_threshold(10, 1000, 100, 1e-6) > 0.2 > base
+    assert psi_noise_threshold(2, 1000, 500, 1e-6) < base  # two bins (a bool) need fewer
+    assert psi_noise_threshold(10, 1000, 500, 1e-9) > base
+    assert psi_noise_threshold(1, 1000, 1000, 1e-6) == math.inf
+    assert psi_noise_threshold(10, 1000, 0, 1e-6) == math.inf
+
+
+def test_psi_of_stationary_samples_stays_under_the_noise_threshold() -> None:
+    rng = random.Random(9)
+    alpha, crossed, checks = 1e-3, 0, 300
+    for _ in range(checks):
+        reference = [rng.gauss(0, 1) for _ in range(1000)]
+        edges = quantile_edges(reference, 10)
+        counts = [0] * 10
+        for value in reference:
+            counts[bin_index(edges, value)] += 1
+        recent = [0] * 10
+        for _ in range(500):
+            recent[bin_index(edges, rng.gauss(0, 1))] += 1
+        value = psi([c / 1000 for c in counts], [c / 500 for c in recent])
+        crossed += value > psi_noise_threshold(10, 1000, 500, alpha)
+    assert crossed <= 1  # at most alpha * checks = 0.3 expected; the bound is conservative
 
 
 @pytest.mark.parametrize(("reference_size", "window_size", "bins"),
@@ -100,7 +119,7 @@ def test_reliability_needs_more_observations_for_more_bins() -> None:
 def test_the_spec_accepts_exactly_the_windows_psi_can_be_trusted_on(
     reference_size: int, window_size: int, bins: int,
 ) -> None:
-    reliable = psi_is_reliable(bins, reference_size, window_size, 0.2)
+    reliable = psi_noise_threshold(bins, reference_size, window_size, 1e-6) <= 0.2
     fields = {"reference_size": reference_size, "window_size": window_size, "bins": bins}
     if reliable:
         assert ShiftSpec.model_validate(fields).bins == bins
