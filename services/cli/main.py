@@ -272,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser(
         "replay", help="publish a CSV or JSONL file as events and labels",
         description="Publish each row of FILE as an event and its label column as the label, "
-                    "as the spec's [source] section says. Exits 1 when stopped by a signal.",
+                    "as the spec's [source] section says. An event's time is the moment it is "
+                    "published or, when [source] names a time_column, the row's own time. "
+                    "Exits 1 when stopped by a signal.",
     )
     replay.add_argument("file", type=Path, help="a .csv (with a header) or .jsonl/.ndjson file")
     replay.add_argument("--spec", required=True, help="built-in spec name or TOML file")
