@@ -33,6 +33,7 @@ from schemas.spec_learning import LabelSpec, ModelSpec, ModelsSpec, PromotionSpe
 __all__ = [
     "BUILTIN_DIR",
     "NUMERIC_FUNCTIONS",
+    "TIME_FORMATS",
     "WINDOWED_FUNCTIONS",
     "AggregateFunction",
     "AggregateSpec",
@@ -58,18 +59,46 @@ __all__ = [
 BUILTIN_DIR = Path(__file__).parent / "specs"
 
 
+TIME_FORMATS: tuple[str, ...] = ("iso8601", "epoch_seconds", "epoch_millis")
+"""The named ``time_format`` values; any other must be a ``strptime`` pattern (it has a ``%``)."""
+
+
 class SourceSpec(ClosedSpec):
     """How the rows of a replayed file (CSV or JSONL) become events and labels.
 
     ``label_column`` holds the label; every column that is one of the spec's fields becomes an
     event field. ``id_column`` gives the ``event_id`` (default: ``<spec>-<row number>``).
     Entity values come from ``entity_columns`` or the constants in ``entity``.
+
+    ``time_column`` (optional) holds each row's event time, which the event keeps (without it,
+    an event's time is the moment it is published). ``time_format`` says how it is written:
+    ``iso8601`` (the default), ``epoch_seconds``, ``epoch_millis``, or a ``strptime`` pattern
+    such as ``%d/%m/%Y %H:%M``; a time without a UTC offset is taken as UTC.
+    ``label_time_column`` (optional, needs ``time_column``, same format) holds when each label
+    became known; it may not be earlier than the row's event time.
     """
 
     label_column: str
     id_column: str | None = None
     entity: dict[Identifier, str] = Field(default_factory=dict)
     entity_columns: dict[Identifier, str] = Field(default_factory=dict)
+    time_column: str | None = Field(default=None, min_length=1)
+    time_format: str = "iso8601"
+    label_time_column: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _times_fit(self) -> SourceSpec:
+        if self.time_format not in TIME_FORMATS and "%" not in self.time_format:
+            raise ValueError(
+                f"time_format must be one of {list(TIME_FORMATS)} or a strptime pattern "
+                f"(e.g. '%Y-%m-%d %H:%M:%S'), got {self.time_format!r}"
+            )
+        if self.time_column is None:
+            if self.label_time_column is not None:
+                raise ValueError("label_time_column needs a time_column for the event times")
+            if "time_format" in self.model_fields_set:
+                raise ValueError("time_format is set but there is no time_column")
+        return self
 
 
 class PipelineSpec(ClosedSpec):

@@ -7,6 +7,7 @@ Run ``streamml --help`` for the commands. Settings come from ``STREAMML_*`` vari
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -170,11 +171,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
     options = ReplayOptions(
         label_delay_events=args.label_delay, label_delay_seconds=args.label_delay_seconds,
         rate=args.rate, limit=args.limit, skip_bad=args.skip_bad,
+        speed=None if args.speed == math.inf else args.speed,
     )
     progress = Progress.on_terminal(sys.stderr, quiet=args.quiet)
     summary = replay_file(args.file, spec, options, Settings(), StopSignal().install(), progress)
     print(summary.describe(args.file))
     return 1 if summary.stopped else 0
+
+
+def parse_speed(text: str) -> float:
+    """``--speed``: a positive factor, or ``max`` (infinity: no pacing)."""
+    if text.strip().lower() == "max":
+        return math.inf
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = math.nan
+    if not (math.isfinite(speed) and speed > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'max', got {text!r}")
+    return speed
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -257,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser(
         "replay", help="publish a CSV or JSONL file as events and labels",
         description="Publish each row of FILE as an event and its label column as the label, "
-                    "as the spec's [source] section says. Exits 1 when stopped by a signal.",
+                    "as the spec's [source] section says. An event's time is the moment it is "
+                    "published or, when [source] names a time_column, the row's own time. "
+                    "Exits 1 when stopped by a signal.",
     )
     replay.add_argument("file", type=Path, help="a .csv (with a header) or .jsonl/.ndjson file")
     replay.add_argument("--spec", required=True, help="built-in spec name or TOML file")
@@ -265,9 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
     delay.add_argument("--label-delay", type=int, metavar="N",
                        help="publish each label right after the N-th next event (default 0)")
     delay.add_argument("--label-delay-seconds", type=float, metavar="S",
-                       help="publish each label S seconds after its event")
-    replay.add_argument("--rate", type=float, metavar="R",
-                        help="events per second (default: as fast as possible)")
+                       help="publish each label S seconds after its event (in data time when "
+                            "the spec's [source] has a time_column)")
+    pace = replay.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=float, metavar="R",
+                      help="events per second (default: as fast as possible)")
+    pace.add_argument("--speed", type=parse_speed, metavar="N|max",
+                      help="with a time_column: replay at N times the data's pace (1: its own "
+                           "pace), or 'max' as fast as possible (the default); events keep the "
+                           "data's times either way")
     replay.add_argument("--limit", type=int, metavar="N", help="replay only the first N rows")
     replay.add_argument("--skip-bad", action="store_true",
                         help="skip and count rows that cannot be converted instead of stopping")

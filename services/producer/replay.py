@@ -3,7 +3,8 @@
 Pure logic, no Kafka. :func:`read_rows` yields the rows of a file with their line numbers;
 :class:`RowConverter` turns one row into an :class:`~schemas.events.Event` and its
 :class:`~schemas.events.LabelValue` following the spec's ``[source]`` section, or raises
-:class:`BadRow` naming the file, the line and the problem.
+:class:`BadRow` naming the file, the line and the problem. When the source has a time column,
+:meth:`RowConverter.times` reads the row's own event time (and label time).
 
 >>> from schemas.spec import load_spec
 >>> converter = RowConverter(load_spec("elec2"), "elec2.csv")
@@ -29,6 +30,7 @@ from pydantic import ValidationError
 
 from schemas.events import Event, FieldValue, LabelValue
 from schemas.spec import FieldSpec, PipelineSpec, SourceSpec
+from services.producer.data_time import parse_time
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
@@ -59,6 +61,14 @@ class SourceRow:
     number: int
     values: Mapping[str, object] | None
     problem: str | None = None
+
+
+@dataclass(frozen=True)
+class RowTimes:
+    """A row's own times: its event time and, from a label time column, its label's time."""
+
+    event_time: datetime
+    label_time: datetime | None = None
 
 
 def file_format(path: Path) -> str:
@@ -160,8 +170,46 @@ class RowConverter:
         if self._source.id_column is not None:
             columns.append(self._source.id_column)
         columns.extend(self._source.entity_columns.values())
+        columns.extend(column for column in (self._source.time_column,
+                                             self._source.label_time_column) if column)
         columns.extend(name for name, field in self._spec.fields.items() if field.required)
         return list(dict.fromkeys(columns))
+
+    @property
+    def keeps_data_time(self) -> bool:
+        """Whether events keep the file's own times (the source names a time column)."""
+        return self._source.time_column is not None
+
+    @property
+    def has_label_times(self) -> bool:
+        """Whether labels keep the file's own label times (a label time column)."""
+        return self._source.label_time_column is not None
+
+    def times(self, row: SourceRow) -> RowTimes:
+        """The row's event time (and label time) from its time columns; :class:`BadRow` when a
+        time is missing, not in the source's ``time_format``, or the label time is earlier than
+        the event time. ``ReplayError`` when the source has no time column."""
+        column = self._source.time_column
+        if column is None:
+            raise ReplayError(f"spec '{self._spec.name}': [source] has no time_column")
+        if row.values is None or row.problem is not None:
+            raise BadRow(self._path, row.line, row.problem or "no values")
+        event_time = self._time(row.values, row.line, column, "event time")
+        label_column = self._source.label_time_column
+        if label_column is None:
+            return RowTimes(event_time)
+        label_time = self._time(row.values, row.line, label_column, "label time")
+        if label_time < event_time:
+            raise BadRow(self._path, row.line,
+                         f"label time (column '{label_column}') {label_time.isoformat()} is "
+                         f"earlier than the event time {event_time.isoformat()}")
+        return RowTimes(event_time, label_time)
+
+    def _time(self, values: Mapping[str, object], line: int, column: str, what: str) -> datetime:
+        try:
+            return parse_time(_cell(values, column), self._source.time_format)
+        except ValueError as error:
+            raise BadRow(self._path, line, f"{what} (column '{column}'): {error}") from None
 
     def convert(self, row: SourceRow, event_time: datetime) -> tuple[Event, LabelValue]:
         """The event of ``row`` at ``event_time`` and its label; :class:`BadRow` if impossible."""

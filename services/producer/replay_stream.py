@@ -2,21 +2,20 @@
 event, as fast as possible or at a target rate.
 
 :func:`replay_rows` is the loop (any client, clock and wait can be injected, so it runs without a
-broker or sleeps in tests); :func:`replay_file` wires it to Kafka.
+broker or sleeps in tests); :func:`replay_file` wires it to Kafka. Here an event's time is the
+moment it is published; a file whose spec names a time column keeps its own times instead, in
+the loop of :mod:`services.producer.replay_data_time`, which :func:`replay_rows` hands it to.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
-from schemas.events import Event, Label, LabelValue
+from schemas.events import Label, LabelValue
 from schemas.spec import PipelineSpec
 from services.common.kafka import BrokerUnavailable, ensure_topics, wait_for_broker
 from services.common.runtime import StopSignal
@@ -24,70 +23,12 @@ from services.common.settings import Settings
 from services.producer.client import EventClient
 from services.producer.progress import Progress
 from services.producer.replay import BadRow, RowConverter, SourceRow, read_rows, source_of
+from services.producer.replay_data_time import replay_in_data_time
+from services.producer.replay_options import Publisher, ReplayOptions, ReplaySummary
+
+__all__ = ["Publisher", "ReplayOptions", "ReplaySummary", "replay_file", "replay_rows"]
 
 MAX_BAD_ROWS_SHOWN = 10
-
-
-@dataclass(frozen=True)
-class ReplayOptions:
-    """How to replay. Label delay: ``label_delay_events`` (the label of the i-th event published
-    goes right after event i+N; default 0) or ``label_delay_seconds``, not both. ``rate`` in
-    events/s (``None``: as fast as possible). ``limit``: read at most that many rows. ``skip_bad``:
-    count and report rows that cannot be converted instead of stopping at the first. Labels not
-    yet due wait in memory: N of them, or those of the last S seconds of events."""
-
-    label_delay_events: int | None = None
-    label_delay_seconds: float | None = None
-    rate: float | None = None
-    limit: int | None = None
-    skip_bad: bool = False
-
-    def __post_init__(self) -> None:
-        if self.label_delay_events is not None and self.label_delay_seconds is not None:
-            raise ValueError("give a label delay in events or in seconds, not both")
-        if self.label_delay_events is not None and self.label_delay_events < 0:
-            raise ValueError(f"label delay must be >= 0 events, got {self.label_delay_events}")
-        seconds = self.label_delay_seconds
-        if seconds is not None and not (math.isfinite(seconds) and seconds >= 0):
-            raise ValueError(f"label delay must be >= 0 seconds, got {seconds}")
-        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
-            raise ValueError(f"rate must be a positive number of events/s, got {self.rate}")
-        if self.limit is not None and self.limit < 0:
-            raise ValueError(f"limit must be >= 0 rows, got {self.limit}")
-
-
-@dataclass(frozen=True)
-class ReplaySummary:
-    """What a replay read and put on the bus."""
-
-    rows: int
-    events: int
-    labels: int
-    bad_rows: int
-    seconds: float
-    stopped: bool
-
-    def describe(self, path: Path | str) -> str:
-        """The final count line, e.g. ``replayed 10 events and 10 labels from x.csv in ...``."""
-        rate = self.events / self.seconds if self.seconds > 0 else 0.0
-        line = (f"replayed {self.events} events and {self.labels} labels from {path} "
-                f"in {self.seconds:.1f}s ({rate:.0f} events/s)")
-        if self.bad_rows:
-            line += f"; skipped {self.bad_rows} bad row{'s' if self.bad_rows != 1 else ''}"
-        return f"stopped early: {line}" if self.stopped else line
-
-
-class Publisher(Protocol):
-    """What the loop needs of :class:`~services.producer.client.EventClient`."""
-
-    events_published: int
-    labels_published: int
-
-    def publish_event(self, event: Event) -> Event: ...
-
-    def publish_label(self, label: Label) -> Label: ...
-
-    def flush(self, timeout: float = ...) -> None: ...
 
 
 def _utc_now() -> datetime:
@@ -106,7 +47,10 @@ def replay_rows(
     now: Callable[[], datetime] = _utc_now,
     wait: Callable[[float], bool] | None = None,
 ) -> ReplaySummary:
-    """Publish ``rows`` as events (event time: publication time) and their labels.
+    """Publish ``rows`` as events (event time: publication time) and their labels; hand them to
+    :func:`~services.producer.replay_data_time.replay_in_data_time` when ``converter`` keeps the
+    file's own times. :class:`~services.producer.replay.ReplayError` for options the spec's
+    source cannot honour (see :meth:`ReplayOptions.check_against`).
 
     Events are paced on an absolute schedule (event k at ``start + k / rate`` on ``clock``), so
     pauses do not accumulate. When the rows end, or on a stop, the labels still pending are
@@ -115,7 +59,11 @@ def replay_rows(
     clean-up unless ``options.skip_bad``, in which case it is counted and passed to ``on_bad_row``.
     ``wait(seconds)`` sleeps and returns True when stopped (default: ``stop.wait``).
     """
+    options.check_against(converter)
     sleep = wait if wait is not None else stop.wait
+    if converter.keeps_data_time:
+        return replay_in_data_time(rows, converter, client, options, stop, progress, on_bad_row,
+                                   clock, sleep)
     started = clock()
     pending: deque[tuple[float, str, LabelValue]] = deque()
     delay_events = options.label_delay_events or 0
@@ -204,6 +152,7 @@ def replay_file(
     missing). The file and spec are checked before anything connects."""
     source_of(spec)
     converter = RowConverter(spec, str(path))
+    options.check_against(converter)
     rows = read_rows(path, converter.required_columns())
     wait_for_broker(settings.kafka, timeout=15)
     ensure_topics(settings.kafka, settings.topic_prefix, topics=settings.topics)

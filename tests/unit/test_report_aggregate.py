@@ -50,7 +50,9 @@ def test_bucket_width_is_a_round_number_giving_at_most_the_target_count() -> Non
     assert nice_bucket_seconds(599) == 10.0
     assert nice_bucket_seconds(601) == 15.0
     assert nice_bucket_seconds(30) == 1.0
-    assert nice_bucket_seconds(10**9) == 86400.0
+    assert nice_bucket_seconds(31 * 86400) == 86400.0
+    assert nice_bucket_seconds(2 * 365 * 86400) == 14 * 86400.0
+    assert nice_bucket_seconds(10**9) == 91 * 86400.0
 
 
 def test_module_examples_hold() -> None:

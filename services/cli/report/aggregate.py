@@ -1,9 +1,11 @@
 """Turn a run's records into the figures of its report. Pure: no Kafka, no files, no clock.
 
-Time is event time, in seconds since the run's ``origin`` (the earliest event time of its
-predictions and outcomes), cut into buckets of ``bucket_seconds``. Accuracy counts judged
-outcomes (``correct`` not None) of each model. Latencies and label delays count each event once:
-latencies from champion predictions, label delays from the first outcome of each event.
+The x axis (:mod:`.axis`) is event time, in seconds since the run's ``origin`` (the earliest
+event time of its predictions and outcomes), cut into buckets of ``bucket_seconds``; or, when
+event time spans too few buckets to draw a curve, stream position (events, counted from 0) cut
+into buckets of a round number of events. Accuracy counts judged outcomes (``correct`` not
+None) of each model. Latencies and label delays count each event once: latencies from champion
+predictions, label delays from the first outcome of each event.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ from schemas.alerts import DriftAlert
 from schemas.model_events import ModelEvent
 from schemas.predictions import Outcome, Prediction
 from schemas.truth import GroundTruth
+from services.cli.report.axis import (
+    AxisChoice,
+    AxisKind,
+    StreamPositions,
+    choose_axis,
+    nice_count,
+)
 from services.cli.report.records import RunRecords
 from services.cli.report.stats import Histogram, Percentiles, histogram, nice_bucket_seconds
 
@@ -27,7 +36,8 @@ LABEL_DELAY_BINS = 30
 
 @dataclass(frozen=True)
 class AccuracyPoint:
-    """Accuracy of one model over the bucket starting at ``start`` (seconds since origin)."""
+    """Accuracy of one model over the bucket starting at ``start`` on the axis (seconds since
+    origin, or events)."""
 
     start: float
     judged: int
@@ -57,7 +67,7 @@ class ModelSummary:
 
 @dataclass(frozen=True)
 class LatencyPoint:
-    """Latency percentiles (seconds) of the champion predictions of one event-time bucket."""
+    """Latency percentiles (seconds) of the champion predictions of one bucket of the axis."""
 
     start: float
     event_to_prediction: Percentiles
@@ -66,8 +76,9 @@ class LatencyPoint:
 
 @dataclass(frozen=True)
 class Marker:
-    """Something that happened at ``at`` (seconds since origin; ``None`` when the run has no
-    origin). ``category`` is a drift kind or a model-event kind; ``label`` says what it was."""
+    """Something that happened at ``at`` on the axis (seconds since origin, or events; ``None``
+    when the run has no origin). ``category`` is a drift kind or a model-event kind; ``label``
+    says what it was."""
 
     at: float | None
     category: str
@@ -76,7 +87,7 @@ class Marker:
 
 @dataclass(frozen=True)
 class PhaseBand:
-    """A drift phase of the ground truth, ``start`` to ``end`` seconds since origin."""
+    """A drift phase of the ground truth, ``start`` to ``end`` on the axis."""
 
     name: str
     kind: str
@@ -95,7 +106,12 @@ class LabelDelays:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """Everything the report shows, computed from one run's records."""
+    """Everything the report shows, computed from one run's records.
+
+    ``axis`` is what the charts are drawn over; ``axis_span`` and ``bucket`` are its length and
+    bucket width in its unit (seconds of event time, or events). ``span_seconds`` and
+    ``bucket_seconds`` are those of event time whichever the axis.
+    """
 
     origin: datetime | None
     span_seconds: float
@@ -115,15 +131,21 @@ class RunSummary:
     dead_letters: tuple[tuple[str, str, int], ...]
     unreadable: dict[str, int]
     phases: tuple[PhaseBand, ...]
+    axis: AxisKind = "event_time"
+    axis_span: float = 0.0
+    bucket: float = 1.0
 
 
 def summarise(records: RunRecords, bucket_seconds: float | None = None,
-              truth: GroundTruth | None = None) -> RunSummary:
+              truth: GroundTruth | None = None, axis: AxisChoice = "auto") -> RunSummary:
     """The report's figures for ``records``.
 
     ``bucket_seconds`` fixes the width of the time buckets; by default a readable width that
-    cuts the run into at most 60. ``truth`` adds the non-stationary phases of a generated run.
-    Raises ``ValueError`` when ``bucket_seconds`` is not positive.
+    cuts the run into at most 60. On the stream position axis it is a number of events instead
+    (rounded, at least 1), by default a round number giving at most 60 buckets. ``axis``
+    forces the axis (``time`` or ``events``); ``auto`` lets :func:`.axis.choose_axis` decide.
+    ``truth`` adds the non-stationary phases of a generated run. Raises ``ValueError`` when
+    ``bucket_seconds`` is not positive.
     """
     if bucket_seconds is not None and bucket_seconds <= 0:
         raise ValueError(f"bucket width must be positive, got {bucket_seconds}")
@@ -131,14 +153,16 @@ def summarise(records: RunRecords, bucket_seconds: float | None = None,
     origin = min(times, default=None)
     span = (max(times) - origin).total_seconds() if origin is not None else 0.0
     width = bucket_seconds or nice_bucket_seconds(span)
+    kind = choose_axis(times, origin, width, axis)
     champions = [p for p in records.predictions if p.role == "champion"]
+    places = _Places(records, origin, kind, span, width, bucket_seconds)
     accuracy: dict[str, tuple[AccuracyPoint, ...]] = {}
     latency: tuple[LatencyPoint, ...] = ()
     phases: tuple[PhaseBand, ...] = ()
     if origin is not None:
-        accuracy = accuracy_over_time(records.outcomes, origin, width)
-        latency = latency_over_time(champions, origin, width)
-        phases = phase_bands(truth, origin) if truth is not None else ()
+        accuracy = _accuracy(records.outcomes, places.of_outcome, places.bucket)
+        latency = _latency(champions, places.of_prediction, places.bucket)
+        phases = _phase_bands(truth, places.at) if truth is not None else ()
     return RunSummary(
         origin=origin, span_seconds=span, bucket_seconds=width,
         predictions=len(records.predictions), outcomes=len(records.outcomes),
@@ -151,11 +175,47 @@ def summarise(records: RunRecords, bucket_seconds: float | None = None,
         label_delays=label_delays(records.outcomes),
         alerts=tuple(sorted(records.alerts, key=_alert_time)),
         model_events=tuple(sorted(records.model_events, key=lambda event: event.at)),
-        markers=markers(records.alerts, records.model_events, origin, records.outcomes),
+        markers=(markers(records.alerts, records.model_events, origin, records.outcomes)
+                 if kind == "event_time" or origin is None else
+                 _position_markers(records, places.positions)),
         dead_letters=dead_letter_counts(records),
         unreadable=dict(sorted(records.unreadable.items())),
         phases=phases,
+        axis=kind, axis_span=places.span, bucket=places.bucket,
     )
+
+
+class _Places:
+    """Where records sit on the chosen axis, and that axis' span and bucket width."""
+
+    def __init__(self, records: RunRecords, origin: datetime | None, kind: AxisKind,
+                 span_seconds: float, bucket_seconds: float, asked: float | None) -> None:
+        self.origin, self.kind = origin, kind
+        self.positions = (StreamPositions(records.predictions, records.outcomes)
+                          if kind == "position" else None)
+        if self.positions is None:
+            self.span, self.bucket = span_seconds, bucket_seconds
+        else:
+            self.span = float(self.positions.count)
+            self.bucket = float(max(round(asked), 1) if asked else nice_count(
+                self.positions.count))
+
+    def at(self, moment: datetime) -> float:
+        """Where ``moment`` sits: seconds since origin, or events up to it."""
+        if self.positions is not None:
+            return self.positions.after(moment)
+        return _seconds(moment, self.origin) if self.origin is not None else 0.0
+
+    def of_outcome(self, outcome: Outcome) -> float:
+        return self._of(outcome.event_id, outcome.event_time)
+
+    def of_prediction(self, prediction: Prediction) -> float:
+        return self._of(prediction.event_id, prediction.event_time)
+
+    def _of(self, event_id: str, event_time: datetime) -> float:
+        if self.positions is not None:
+            return float(self.positions.of(event_id))
+        return self.at(event_time)
 
 
 def model_summaries(outcomes: Iterable[Outcome]) -> tuple[ModelSummary, ...]:
@@ -176,30 +236,44 @@ def model_summaries(outcomes: Iterable[Outcome]) -> tuple[ModelSummary, ...]:
 def accuracy_over_time(outcomes: Iterable[Outcome], origin: datetime,
                        bucket_seconds: float) -> dict[str, tuple[AccuracyPoint, ...]]:
     """Per model, the accuracy of each event-time bucket that has judged outcomes, in order."""
-    tallies: defaultdict[str, defaultdict[int, list[int]]] = defaultdict(
-        lambda: defaultdict(lambda: [0, 0]))
-    for outcome in outcomes:
-        if outcome.correct is None:
-            continue
-        tally = tallies[outcome.model][_bucket(outcome.event_time, origin, bucket_seconds)]
-        tally[0] += 1
-        tally[1] += int(outcome.correct)
-    return {
-        model: tuple(AccuracyPoint(index * bucket_seconds, judged, correct)
-                     for index, (judged, correct) in sorted(buckets.items()))
-        for model, buckets in tallies.items()
-    }
+    return _accuracy(outcomes, lambda outcome: _seconds(outcome.event_time, origin),
+                     bucket_seconds)
 
 
 def latency_over_time(champions: Iterable[Prediction], origin: datetime,
                       bucket_seconds: float) -> tuple[LatencyPoint, ...]:
     """Latency percentiles of the given predictions per event-time bucket, in order."""
+    return _latency(champions, lambda prediction: _seconds(prediction.event_time, origin),
+                    bucket_seconds)
+
+
+def _accuracy(outcomes: Iterable[Outcome], place: Callable[[Outcome], float],
+              width: float) -> dict[str, tuple[AccuracyPoint, ...]]:
+    """Per model, the accuracy of each bucket of ``width`` (outcomes placed by ``place``)."""
+    tallies: defaultdict[str, defaultdict[int, list[int]]] = defaultdict(
+        lambda: defaultdict(lambda: [0, 0]))
+    for outcome in outcomes:
+        if outcome.correct is None:
+            continue
+        tally = tallies[outcome.model][int(place(outcome) // width)]
+        tally[0] += 1
+        tally[1] += int(outcome.correct)
+    return {
+        model: tuple(AccuracyPoint(index * width, judged, correct)
+                     for index, (judged, correct) in sorted(buckets.items()))
+        for model, buckets in tallies.items()
+    }
+
+
+def _latency(champions: Iterable[Prediction], place: Callable[[Prediction], float],
+             width: float) -> tuple[LatencyPoint, ...]:
+    """Latency percentiles per bucket of ``width`` (predictions placed by ``place``)."""
     buckets: defaultdict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
     for prediction in champions:
-        event, features = buckets[_bucket(prediction.event_time, origin, bucket_seconds)]
+        event, features = buckets[int(place(prediction) // width)]
         event.append(_event_latency(prediction))
         features.append(_features_latency(prediction))
-    return tuple(LatencyPoint(index * bucket_seconds, Percentiles.of(event), Percentiles.of(feat))
+    return tuple(LatencyPoint(index * width, Percentiles.of(event), Percentiles.of(feat))
                  for index, (event, feat) in sorted(buckets.items()))
 
 
@@ -238,6 +312,23 @@ def markers(alerts: Iterable[DriftAlert], events: Iterable[ModelEvent],
     return tuple(sorted(found, key=lambda marker: (marker.at is None, marker.at or 0.0)))
 
 
+def _position_markers(records: RunRecords,
+                      positions: StreamPositions | None) -> tuple[Marker, ...]:
+    """The markers of :func:`markers` on the stream position axis: an alert after the event it
+    fired on (its ``event_time``, with its ``stream_position`` to choose among events of equal
+    time), a model event after the latest event learned by then."""
+    if positions is None:
+        return ()
+    found = [Marker(positions.after(alert.event_time, alert.stream_position), alert.kind,
+                    f"{alert.kind} drift: {alert.detector} on {alert.target}")
+             for alert in records.alerts]
+    learned = stream_clock(records.outcomes)
+    found += [Marker(positions.after(learned(event.at) or event.at), event.kind,
+                     f"{event.kind.replace('_', ' ')}: {event.model} v{event.model_version}")
+              for event in records.model_events]
+    return tuple(sorted(found, key=lambda marker: marker.at or 0.0))
+
+
 def stream_clock(outcomes: Sequence[Outcome]) -> Callable[[datetime], datetime | None]:
     """A function from a wall-clock time to the latest event time learned by then (``None``
     before the first outcome was learned)."""
@@ -263,13 +354,17 @@ def dead_letter_counts(records: RunRecords) -> tuple[tuple[str, str, int], ...]:
 
 def phase_bands(truth: GroundTruth, origin: datetime) -> tuple[PhaseBand, ...]:
     """The ground truth's non-stationary phases, placed on the run's time axis."""
+    return _phase_bands(truth, lambda moment: _seconds(moment, origin))
+
+
+def _phase_bands(truth: GroundTruth,
+                 place: Callable[[datetime], float]) -> tuple[PhaseBand, ...]:
     bands = []
     for phase in truth.phases:
         if phase.kind == "stationary":
             continue
         end = truth.start + timedelta(seconds=phase.end_index * truth.interval_seconds)
-        bands.append(PhaseBand(phase.name, phase.kind, _seconds(phase.start_time, origin),
-                               _seconds(end, origin)))
+        bands.append(PhaseBand(phase.name, phase.kind, place(phase.start_time), place(end)))
     return tuple(bands)
 
 
@@ -283,10 +378,6 @@ def _event_latency(prediction: Prediction) -> float:
 
 def _features_latency(prediction: Prediction) -> float:
     return (prediction.predicted_at - prediction.features_at).total_seconds()
-
-
-def _bucket(moment: datetime, origin: datetime, bucket_seconds: float) -> int:
-    return int(_seconds(moment, origin) // bucket_seconds)
 
 
 def _seconds(moment: datetime, origin: datetime) -> float:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from schemas.truth import GroundTruth
 from services.cli.report.aggregate import summarise
+from services.cli.report.axis import MIN_TIME_BUCKETS, AxisChoice
 from services.cli.report.page import PageContext, render_page
 from services.cli.report.read import read_run
 from services.cli.report.records import ReportError, RunRecords
@@ -40,8 +41,13 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truth", type=Path, default=None, metavar="FILE",
                         help="a run's truth.json (streamml produce --truth) to shade its "
                              "drift phases")
-    parser.add_argument("--bucket", type=float, default=None, metavar="SECONDS",
-                        help="width of the time buckets (default: at most 60 buckets)")
+    parser.add_argument("--bucket", type=float, default=None, metavar="WIDTH",
+                        help="width of the buckets: seconds of event time, or events on the "
+                             "stream position axis (default: at most 60 buckets)")
+    parser.add_argument("--axis", choices=("auto", "time", "events"), default="auto",
+                        help="draw over event time or stream position; auto (the default) "
+                             "draws over event time when it spreads over at least "
+                             f"{MIN_TIME_BUCKETS} buckets")
     parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                         help="give up if the topics cannot be read to their end by then")
 
@@ -59,7 +65,7 @@ def run_report(args: argparse.Namespace, home: Path) -> int:
         records = read_run(settings.kafka, settings.topic_prefix, since, args.timeout)
         context = PageContext(settings.topic_prefix, now, since,
                               str(args.truth) if args.truth else None)
-        page = write_report(records, out, context, args.bucket, truth)
+        page = write_report(records, out, context, args.bucket, truth, args.axis)
     except ReportError as error:
         print(f"streamml report: {error}", file=sys.stderr)
         return 2
@@ -69,12 +75,13 @@ def run_report(args: argparse.Namespace, home: Path) -> int:
 
 
 def write_report(records: RunRecords, out: Path, context: PageContext,
-                 bucket_seconds: float | None = None, truth: GroundTruth | None = None) -> Path:
+                 bucket_seconds: float | None = None, truth: GroundTruth | None = None,
+                 axis: AxisChoice = "auto") -> Path:
     """Summarise ``records`` and write ``out/index.html`` and its PNG charts; return the page.
 
     matplotlib is imported only here (through :func:`render_charts`), never at import time.
     """
-    summary = summarise(records, bucket_seconds, truth)
+    summary = summarise(records, bucket_seconds, truth, axis)
     out.mkdir(parents=True, exist_ok=True)
     charts = render_charts(summary, out)
     page = out / "index.html"

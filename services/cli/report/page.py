@@ -117,6 +117,8 @@ def _header(summary: RunSummary, context: PageContext) -> str:
         end = summary.origin + timedelta(seconds=summary.span_seconds)
         lines.append(f"events from {_time(summary.origin)} to {_time(end)} "
                      f"({summary.span_seconds:.0f} s of event time)")
+        lines.append("charts over event time" if summary.axis == "event_time"
+                     else "charts over stream position (events)")
     counts = (f"{summary.events} events predicted, {summary.predictions} predictions, "
               f"{summary.outcomes} outcomes, {len(summary.alerts)} drift alerts, "
               f"{len(summary.model_events)} model events, "

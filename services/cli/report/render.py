@@ -55,12 +55,30 @@ def require_matplotlib() -> None:
 
 
 def time_axis(span_seconds: float) -> tuple[float, str]:
-    """Divisor and unit for an axis of ``span_seconds``: seconds, minutes or hours."""
+    """Divisor and unit for an axis of ``span_seconds``: seconds, minutes, hours or days."""
     if span_seconds <= 600:
         return 1.0, "s"
     if span_seconds <= 3 * 3600:
         return 60.0, "min"
-    return 3600.0, "h"
+    if span_seconds <= 3 * 86400:
+        return 3600.0, "h"
+    return 86400.0, "d"
+
+
+def x_axis(summary: RunSummary) -> tuple[float, str]:
+    """Divisor and label of the charts' x axis: event time in a readable unit, or events."""
+    if summary.axis == "position":
+        return 1.0, "stream position (events since the first)"
+    divisor, unit = time_axis(summary.axis_span)
+    return divisor, f"event time since the first event ({unit})"
+
+
+def bucket_words(summary: RunSummary) -> str:
+    """The buckets of the x axis, for a caption: ``10 s event-time buckets``."""
+    if summary.axis == "position":
+        return (f"buckets of {summary.bucket:g} events in stream order (the run's event times "
+                f"span {summary.span_seconds:.3g} s)")
+    return f"{summary.bucket:g} s event-time buckets"
 
 
 def render_charts(summary: RunSummary, folder: Path) -> list[Chart]:
@@ -72,15 +90,14 @@ def render_charts(summary: RunSummary, folder: Path) -> list[Chart]:
         charts.append(_save(folder, "accuracy.png", (11, 4.8), _draw_accuracy, summary,
                             "Accuracy over time",
                             f"Share of judged outcomes that were right, per model, in "
-                            f"{summary.bucket_seconds:g} s event-time buckets. Vertical lines: "
-                            "drift alerts at the event time they fired on (dashed or dotted, "
-                            "by kind), and model events at the latest event time learned when "
-                            "they happened."))
+                            f"{bucket_words(summary)}. Vertical lines: drift alerts at the "
+                            "event they fired on (dashed or dotted, by kind), and model events "
+                            "at the latest event learned when they happened."))
     if summary.latency:
         charts.append(_save(folder, "latency.png", (11, 6.0), _draw_latency, summary,
                             "Latency over time",
-                            "p50, p95 and p99 of the champion's predictions per event-time "
-                            "bucket: from the event's time, and from the feature vector's "
+                            "p50, p95 and p99 of the champion's predictions per bucket of "
+                            "the x axis: from the event's time, and from the feature vector's "
                             "arrival (in seconds when they reach 10 s)."))
     if summary.label_delays.labelled.count or summary.label_delays.timed_out:
         charts.append(_save(folder, "label_delay.png", (11, 4.0), _draw_label_delay, summary,
@@ -104,7 +121,7 @@ def _save(folder: Path, name: str, size: tuple[float, float],
 
 
 def _draw_accuracy(figure: Figure, summary: RunSummary) -> None:
-    divisor, unit = time_axis(summary.span_seconds)
+    divisor, label = x_axis(summary)
     axes = figure.add_subplot()
     for band in summary.phases:
         axes.axvspan(band.start / divisor, band.end / divisor, alpha=0.25, linewidth=0,
@@ -113,7 +130,7 @@ def _draw_accuracy(figure: Figure, summary: RunSummary) -> None:
         axes.axvline(band.start / divisor, color="#999999", linewidth=0.6)
         axes.text(band.start / divisor, 1.0, f" {band.name}", fontsize=8, color="#555555",
                   va="top", clip_on=True)
-    half = summary.bucket_seconds / 2
+    half = summary.bucket / 2
     for model, points in summary.accuracy.items():
         axes.plot([(point.start + half) / divisor for point in points],
                   [point.accuracy for point in points], marker=".", linewidth=1.6, label=model)
@@ -124,16 +141,16 @@ def _draw_accuracy(figure: Figure, summary: RunSummary) -> None:
         axes.axvline(marker.at / divisor, color=colour, linestyle=style, linewidth=1.1,
                      alpha=0.8, label=marker.category.replace("_", " "))
     axes.set_ylim(0.0, 1.02)
-    axes.set_xlim(0.0, max(summary.span_seconds, summary.bucket_seconds) / divisor)
-    axes.set_xlabel(f"event time since the first event ({unit})")
+    axes.set_xlim(0.0, max(summary.axis_span, summary.bucket) / divisor)
+    axes.set_xlabel(label)
     axes.set_ylabel("accuracy")
     axes.grid(alpha=0.3)
     _legend_once(axes, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
 def _draw_latency(figure: Figure, summary: RunSummary) -> None:
-    divisor, unit = time_axis(summary.span_seconds)
-    half = summary.bucket_seconds / 2
+    divisor, label = x_axis(summary)
+    half = summary.bucket / 2
     top, bottom = figure.subplots(2, 1, sharex=True)
     for axes, attribute, title in ((top, "event_to_prediction", "event -> prediction"),
                                    (bottom, "features_to_prediction", "features -> prediction")):
@@ -149,8 +166,8 @@ def _draw_latency(figure: Figure, summary: RunSummary) -> None:
         axes.set_ylim(0.0, highest * scale * 1.25 or 1.0)
         axes.grid(alpha=0.3)
         axes.legend(loc="upper right", fontsize=8, ncol=3)
-    bottom.set_xlim(0.0, max(summary.span_seconds, summary.bucket_seconds) / divisor)
-    bottom.set_xlabel(f"event time since the first event ({unit})")
+    bottom.set_xlim(0.0, max(summary.axis_span, summary.bucket) / divisor)
+    bottom.set_xlabel(label)
 
 
 def _draw_label_delay(figure: Figure, summary: RunSummary) -> None:

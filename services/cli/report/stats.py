@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 NICE_SECONDS: tuple[float, ...] = (
     1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
+    2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400, 91 * 86400,
 )
-"""Bucket widths a reader can take in at a glance: 1 s up to a day."""
+"""Bucket widths a reader can take in at a glance: 1 s up to a quarter (replayed data may span
+years of event time)."""
 
 
 @dataclass(frozen=True)
