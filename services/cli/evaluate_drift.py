@@ -8,7 +8,9 @@ seconds of event time) it was detected, and the false alarms per 10,000 events o
 phases; ``--json`` saves every run's alerts and scores. ``--stationary`` runs the scenario
 without a timeline (100,000 events unless ``--events``) to count false alarms alone.
 ``--from-topics PREFIX --truth FILE`` scores a live run instead: the alerts on the broker
-against the truth file its producer wrote (:mod:`services.cli.drift_topics`).
+against the truth file its producer wrote (:mod:`services.cli.drift_topics`). ``--synthetic``
+scores River's synthetic streams with known change points under every label timing instead
+(:mod:`services.cli.drift_benchmark`, :mod:`services.cli.drift_benchmark_report`).
 
 The figures are measurements to compare settings with, not pass/fail checks; the targets it
 reports against (an abrupt concept drift detected within :data:`TARGET_CONCEPT_DELAY_EVENTS`
@@ -25,6 +27,7 @@ from typing import Any
 import orjson
 
 from schemas.spec import load_spec
+from services.cli.drift_benchmark_report import add_arguments as add_synthetic_arguments
 from services.cli.drift_scoring import (
     DEFAULT_GRACE_EVENTS,
     DriftSummary,
@@ -77,6 +80,7 @@ def add_parser(commands: Any) -> None:
                              "drift-alerts (use '' for no prefix) against --truth")
     parser.add_argument("--truth", type=Path, default=None, metavar="FILE",
                         help="with --from-topics: the run's truth.json (written by produce)")
+    add_synthetic_arguments(parser)
     parser.set_defaults(func=cmd_evaluate_drift)
 
 
@@ -89,6 +93,10 @@ def cmd_evaluate_drift(args: argparse.Namespace) -> int:
 
     if args.repeats < 1 or (args.events is not None and args.events < 1):
         raise ValueError("--repeats and --events must be at least 1")
+    if getattr(args, "synthetic", False):
+        from services.cli.drift_benchmark_report import cmd_synthetic
+
+        return cmd_synthetic(args)
     if args.from_topics is not None:
         return score_live_run(args)
     spec = load_spec(args.spec)
