@@ -46,6 +46,8 @@ class ShiftSpec(ClosedSpec):
     reference_size: int = Field(default=1000, ge=10)
     window_size: int = Field(default=500, ge=10)
     check_every: int = Field(default=50, ge=1)
+    warmup_observations: int = Field(default=0, ge=0)
+    """Observations skipped before the reference starts (see :class:`PredictionShiftSpec`)."""
     bins: int = Field(default=10, ge=2, le=100)
     psi_threshold: float = Field(default=0.2, gt=0)
     cooldown_observations: int = Field(default=1000, ge=0)
@@ -68,6 +70,15 @@ class ShiftSpec(ClosedSpec):
                 f" + 1/window_size <= {self.psi_threshold / needed:.5f})"
             )
         return self
+
+
+class PredictionShiftSpec(ShiftSpec):
+    """Prediction drift on the champion's scores. An online model's scores move while it learns
+    its first few thousand labels; a reference taken then would make the learning itself look
+    like drift. The reference starts after ``warmup_observations`` outcomes of each champion
+    (after a promotion, of the new one)."""
+
+    warmup_observations: int = Field(default=5000, ge=0)
 
 
 class LabelShiftSpec(ShiftSpec):
@@ -122,4 +133,4 @@ class DriftSpec(ClosedSpec):
     concept: DetectorSpec = Field(default_factory=DetectorSpec)
     covariate: CovariateSpec = Field(default_factory=CovariateSpec)
     label: LabelShiftSpec = Field(default_factory=LabelShiftSpec)
-    prediction: ShiftSpec = Field(default_factory=ShiftSpec)
+    prediction: PredictionShiftSpec = Field(default_factory=PredictionShiftSpec)

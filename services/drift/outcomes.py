@@ -86,7 +86,8 @@ class OutcomeShifts:
         spec = self._drift.label
         alpha = min(0.5, self._alpha * spec.check_every)
         return ShiftWindows(_LabelBaseline(self._label_type, spec, alpha), spec.reference_size,
-                            spec.window_size, spec.check_every, spec.cooldown_observations)
+                            spec.window_size, spec.check_every, spec.cooldown_observations,
+                            spec.warmup_observations)
 
     def _prediction_windows(self, model: str) -> ShiftWindows[object]:
         windows = self.predictions.get(model)
@@ -97,7 +98,7 @@ class OutcomeShifts:
         windows = self.predictions[model] = ShiftWindows(
             _ScoreBaseline(spec, edges, min(0.5, self._alpha * spec.check_every)),
             spec.reference_size, spec.window_size, spec.check_every,
-            spec.cooldown_observations,
+            spec.cooldown_observations, spec.warmup_observations,
         )
         while len(self.predictions) > PREDICTION_MONITORS:
             del self.predictions[next(iter(self.predictions))]

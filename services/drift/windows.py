@@ -3,7 +3,9 @@
 :class:`ShiftWindows` is the mechanics every shift monitor shares (covariate, label, prediction);
 what it compares is a :class:`Baseline` fitted on the reference. Its life, in observations:
 
-1. **reference**: the first ``reference_size`` observations are kept raw; then the baseline is
+0. **warm-up**: the first ``warmup`` observations are only counted (a learning model's first
+   scores, for instance).
+1. **reference**: the next ``reference_size`` observations are kept raw; then the baseline is
    fitted on them (bin edges, reference histogram) and they are dropped.
 2. **monitoring**: each observation's bin key enters the recent window (the last
    ``window_size`` keys, disjoint from the reference). Once it is full, every ``check_every``-th
@@ -96,6 +98,7 @@ class ShiftWindows(Generic[V]):
         window_size: int,
         check_every: int,
         cooldown_observations: int,
+        warmup: int = 0,
     ) -> None:
         if min(reference_size, window_size, check_every) < 1 or cooldown_observations < 0:
             raise ValueError("window sizes and check_every must be positive")
@@ -104,6 +107,7 @@ class ShiftWindows(Generic[V]):
         self._window_size = window_size
         self._check_every = check_every
         self._quiet_for = max(cooldown_observations, reference_size)
+        self._warmup = warmup
         self.position = 0
         """Observations seen."""
         self.alerts = 0
@@ -117,6 +121,8 @@ class ShiftWindows(Generic[V]):
     def update(self, value: V) -> Check | None:
         """Add one observation; return the :class:`Check` if one was due."""
         self.position += 1
+        if self.position <= self._warmup:
+            return None
         if self.phase != "monitoring":
             self._raw.append(value)
             if self._reference_complete():

@@ -41,7 +41,9 @@ def pipeline(window: float = 1.0, on_timeout: str = "drop", **drift: Any) -> Pip
                   "on_timeout": on_timeout},
         "models": {"champion": {"name": "logreg",
                                 "estimator": "linear_model.LogisticRegression"}},
-        "drift": {"concept": DetectorSpec(detector="ADWIN", params={"delta": 0.002}), **drift},
+        # Scores are watched from the first outcome here (the changes come at 3,000).
+        "drift": {"concept": DetectorSpec(detector="ADWIN", params={"delta": 0.002}),
+                  "prediction": {"warmup_observations": 0}, **drift},
     })
 
 

@@ -24,7 +24,8 @@ def spec(label_type: str = "binary", **drift: Any) -> PipelineSpec:
         "name": "shop", "entity_keys": ["user"], "fields": {"x": {"type": "float"}},
         "label": {"type": label_type, "feedback_window_seconds": 30},
         "models": {"champion": {"name": "m", "estimator": "linear_model.LogisticRegression"}},
-        "drift": drift,
+        # Scores are watched from the first outcome unless a test says otherwise.
+        "drift": {"prediction": {"warmup_observations": 0}, **drift},
     })
 
 
@@ -155,3 +156,18 @@ def test_binary_labels_are_read_like_the_model_service_reads_them(
     label: LabelValue, positive: bool,
 ) -> None:
     assert is_positive(label) is positive
+
+
+def test_a_learning_champions_first_scores_are_not_its_prediction_reference() -> None:
+    # The scores move while the model learns its first 2,000 labels, then stay.
+    def learning(rng: random.Random, n: int) -> tuple[LabelValue, float | None]:
+        a = 1 + 3 * min(n, 2000) / 2000
+        return rng.random() < 0.3, rng.betavariate(a, 5)
+
+    def outcomes(warmup: int) -> list[Signal]:
+        rng = random.Random(8)
+        shifts = OutcomeShifts(spec(prediction={"warmup_observations": warmup}))
+        return alerts(shifts, iter([outcome(n, *learning(rng, n)) for n in range(1, 20_001)]))
+
+    assert [s.target for s in outcomes(0)] == ["score:m"], "the learning itself looks like drift"
+    assert outcomes(2000) == []
