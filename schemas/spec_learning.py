@@ -11,12 +11,21 @@ from schemas.spec_base import ClosedSpec, Identifier
 
 
 class LabelSpec(ClosedSpec):
-    """The natural label: its type, how long to wait for it, what silence means."""
+    """The natural label: its type, how long to wait for it, what silence means.
+
+    ``learn_at`` (with ``on_timeout = "negative"`` only): ``"label"`` (the default) learns each
+    label as it comes; ``"window_close"`` learns a label that came, and publishes its outcome,
+    when its event's feedback window closes, like the negatives that silence stands for.
+    Learning the quick labels (clicks) at once while the negatives wait a whole window feeds the
+    models a sample rich in positives, which they then predict too often; ``"window_close"``
+    learns every event in event-time order, a window later.
+    """
 
     type: Literal["binary", "multiclass", "regression"]
     feedback_window_seconds: float = Field(gt=0, le=7 * 24 * 3600)
     on_timeout: Literal["negative", "drop"] = "drop"
     negative_value: bool | int | float | str = 0
+    learn_at: Literal["label", "window_close"] = "label"
 
     @model_validator(mode="after")
     def _timeout_fits_type(self) -> LabelSpec:

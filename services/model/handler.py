@@ -92,6 +92,8 @@ class ModelHandler:
         self._clock = clock
         self._monotonic = monotonic
         self._window = learner.label.feedback_window_seconds
+        self._learn_at_close = (learner.label.on_timeout == "negative"
+                                and learner.label.learn_at == "window_close")
         self._hold = options.label_hold_seconds
         self.pending = PendingStore(options.pending_capacity)
         self._early = BoundedMap[EarlyLabel](options.early_label_capacity, "early")
@@ -290,9 +292,9 @@ class ModelHandler:
         if entry is None or label.label_time.timestamp() > entry.deadline:
             return False
         self.pending.attach_label(entry, label)
-        heapq.heappush(self._ready, (
-            label.label_time.timestamp(), entry.event_time.timestamp(), label.event_id,
-        ))
+        # Implicit labels are learned when the window closes (``LabelSpec.learn_at``).
+        learn_time = entry.deadline if self._learn_at_close else label.label_time.timestamp()
+        heapq.heappush(self._ready, (learn_time, entry.event_time.timestamp(), label.event_id))
         if len(self._ready) > 2 * len(self.pending) + 1024:
             # Labels of events evicted while they waited for a lagging features stream: drop.
             self._ready = [item for item in self._ready if self.pending.has_label(item[2])]

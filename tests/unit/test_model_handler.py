@@ -104,10 +104,10 @@ class Model:
 def build(on_timeout: str = "negative", champion: ModelSpec = CHAMPION,
           challengers: tuple[ModelSpec, ...] = (CHALLENGER,),
           options: ModelOptions | None = None, window: float = WINDOW,
-          label_type: str = "binary") -> Model:
+          label_type: str = "binary", learn_at: str = "label") -> Model:
     label = LabelSpec.model_validate({
         "type": label_type, "feedback_window_seconds": window, "on_timeout": on_timeout,
-        "negative_value": 0,
+        "negative_value": 0, "learn_at": learn_at,
     })
     learner = Learner(ModelsSpec(champion=champion, challengers=challengers), label)
     producer = FakeProducer()
@@ -702,6 +702,25 @@ def test_timeouts_and_labels_are_processed_in_time_order(
     outcome = {"e-0": ("e-0", True, False), "e-1": ("e-1", False, True)}
     assert champion == [outcome[event_id] for event_id in order]
     assert trace(model)[-1] == ("predictions", "e-2")  # all of it before e-2 is predicted
+
+
+def test_implicit_labels_learned_at_window_close_keep_event_time_order() -> None:
+    """With ``learn_at = "window_close"`` a quick label waits for its window like a silence:
+    every event is learned, and its outcome published, in the order of its event time."""
+    model = build(on_timeout="negative", window=2.0, learn_at="window_close")
+    model.features("e-0", seconds=0, features=numbered(0))
+    model.features("e-1", seconds=1, features=numbered(1))
+    model.label("e-1", seconds=1.2, value=1)
+    model.features("e-2", seconds=1.5, features=numbered(2))
+    assert model.outcomes() == [], "the click waits for its window (closing at 3 s)"
+    model.features("e-3", seconds=2.5, features=numbered(3))
+    assert model.spy().learned() == [(vectorize(numbered(0)), False)], "e-0 timed out at 2 s"
+    model.features("e-4", seconds=3.5, features=numbered(4))
+    assert model.spy().learned() == [(vectorize(numbered(0)), False),
+                                     (vectorize(numbered(1)), True)]
+    champion = [(o.event_id, o.timed_out, o.label, o.label_delay_seconds)
+                for o in model.outcomes() if o.model == "champ"]
+    assert champion == [("e-0", True, False, 2.0), ("e-1", False, True, pytest.approx(0.2))]
 
 
 # -- wall-clock stream time ----------------------------------------------------------------
