@@ -56,11 +56,12 @@ def pipeline(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> 
     home = tmp_path_factory.mktemp("streamml-home")
     prefix = f"p{uuid.uuid4().hex[:10]}-"
     spec = home / "clicks-fast.toml"
-    spec.write_text(
-        (BUILTIN_DIR / "clicks.toml").read_text().replace(
-            "feedback_window_seconds = 30", "feedback_window_seconds = 5"
-        )
-    )
+    # The test sends every label (negatives too) within 2 s of event time: learn each as it
+    # comes, or nothing would be learned before the stream ends (``learn_at``, LabelSpec).
+    text = (BUILTIN_DIR / "clicks.toml").read_text()
+    assert 'learn_at = "window_close"' in text
+    spec.write_text(text.replace("feedback_window_seconds = 30", "feedback_window_seconds = 5")
+                    .replace('learn_at = "window_close"', 'learn_at = "label"'))
     env = {
         **os.environ,
         "STREAMML_HOME": str(home),

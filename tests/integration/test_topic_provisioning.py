@@ -8,6 +8,7 @@ from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
+from schemas.topics import TOPICS
 from services.common.kafka import create_missing_topics, make_admin, provision_topics
 from services.common.settings import KafkaSettings, TopicSettings
 from services.common.topic_admin import existing_topics
@@ -21,7 +22,7 @@ def test_a_one_broker_cluster_gets_one_replica_and_a_second_run_creates_nothing(
 ) -> None:
     two = TopicSettings(partitions=2)
     report = provision_topics(kafka, prefix, topics=two)
-    assert len(report.created) == 9
+    assert len(report.created) == len(TOPICS)
     assert all(line.startswith("created ") for line in report.lines())
     found = existing_topics(make_admin(kafka), report.created_names)
     assert found[f"{prefix}events"].partitions == 2
