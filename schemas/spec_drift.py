@@ -36,6 +36,12 @@ class ShiftSpec(ClosedSpec):
     observations have arrived since the alert; the last ``reference_size`` of them become the new
     reference (re-base), so a persistent new regime raises one alert, not one per check.
 
+    ``reference = "trailing"`` makes the reference follow the stream: every ``window_size``
+    observations it is re-fitted on the ``reference_size`` observations just before the recent
+    window. Use it where the stream is periodic or moves slowly (seasons, prices over months): a
+    change within ``window_size`` observations is found as with a fixed reference, a change
+    slower than that is taken as the season and not alerted on.
+
     The windows must be large enough that, with no shift at all, PSI stays below
     ``psi_threshold`` (its sampling noise is about ``(bins - 1) * (1/reference_size +
     1/window_size)``): a configuration where one check in a million would raise a false alarm
@@ -48,6 +54,7 @@ class ShiftSpec(ClosedSpec):
     check_every: int = Field(default=50, ge=1)
     warmup_observations: int = Field(default=0, ge=0)
     """Observations skipped before the reference starts (see :class:`PredictionShiftSpec`)."""
+    reference: Literal["fixed", "trailing"] = "fixed"
     bins: int = Field(default=10, ge=2, le=100)
     psi_threshold: float = Field(default=0.2, gt=0)
     cooldown_observations: int = Field(default=1000, ge=0)
@@ -73,12 +80,14 @@ class ShiftSpec(ClosedSpec):
 
 
 class PredictionShiftSpec(ShiftSpec):
-    """Prediction drift on the champion's scores. An online model's scores move while it learns
-    its first few thousand labels; a reference taken then would make the learning itself look
-    like drift. The reference starts after ``warmup_observations`` outcomes of each champion
-    (after a promotion, of the new one)."""
+    """Prediction drift on the champion's scores. An online model's scores move while it learns:
+    fast over its first few thousand labels, slowly for as long as it keeps learning. A reference
+    taken in the first phase, or kept fixed through the second, would make the learning itself
+    look like drift. So the reference starts after ``warmup_observations`` outcomes of each
+    champion (after a promotion, of the new one), and trails the stream by default."""
 
     warmup_observations: int = Field(default=5000, ge=0)
+    reference: Literal["fixed", "trailing"] = "trailing"
 
 
 class LabelShiftSpec(ShiftSpec):

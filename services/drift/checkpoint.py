@@ -43,7 +43,7 @@ from services.drift.handler import DriftHandler, DriftState
 
 log = logging.getLogger(__name__)
 
-STATE_FORMAT = "drift-1"
+STATE_FORMAT = "drift-2"
 """Bumped when the pickled monitors change shape incompatibly."""
 
 

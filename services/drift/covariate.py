@@ -77,9 +77,7 @@ class CovariateMonitor:
 
     def _windows(self, comparison: Comparison) -> ShiftWindows[FeatureValue]:
         spec = self._spec
-        return ShiftWindows(_FeatureBaseline(comparison, spec, self._alpha), spec.reference_size,
-                            spec.window_size, spec.check_every, spec.cooldown_observations,
-                            spec.warmup_observations)
+        return ShiftWindows.for_spec(_FeatureBaseline(comparison, spec, self._alpha), spec)
 
 
 @dataclass(frozen=True)

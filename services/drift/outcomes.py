@@ -29,7 +29,7 @@ from services.drift.baselines import (
     NumericBaseline,
     RateBaseline,
 )
-from services.drift.psi import uniform_edges
+from services.drift.soft_bins import ProbabilityBaseline
 from services.drift.windows import Baseline, ShiftWindows, Signal
 
 PREDICTION_MONITORS = 4
@@ -85,21 +85,16 @@ class OutcomeShifts:
     def _label_windows(self) -> ShiftWindows[object]:
         spec = self._drift.label
         alpha = min(0.5, self._alpha * spec.check_every)
-        return ShiftWindows(_LabelBaseline(self._label_type, spec, alpha), spec.reference_size,
-                            spec.window_size, spec.check_every, spec.cooldown_observations,
-                            spec.warmup_observations)
+        return ShiftWindows.for_spec(_LabelBaseline(self._label_type, spec, alpha), spec)
 
     def _prediction_windows(self, model: str) -> ShiftWindows[object]:
         windows = self.predictions.get(model)
         if windows is not None:
             return windows
         spec = self._drift.prediction
-        edges = None if self._label_type == "regression" else uniform_edges(0.0, 1.0, spec.bins)
-        windows = self.predictions[model] = ShiftWindows(
-            _ScoreBaseline(spec, edges, min(0.5, self._alpha * spec.check_every)),
-            spec.reference_size, spec.window_size, spec.check_every,
-            spec.cooldown_observations, spec.warmup_observations,
-        )
+        probabilities = self._label_type != "regression"
+        windows = self.predictions[model] = ShiftWindows.for_spec(
+            _ScoreBaseline(spec, probabilities, min(0.5, self._alpha * spec.check_every)), spec)
         while len(self.predictions) > PREDICTION_MONITORS:
             del self.predictions[next(iter(self.predictions))]
         return windows
@@ -128,14 +123,17 @@ class _LabelBaseline:
 
 @dataclass(frozen=True)
 class _ScoreBaseline:
-    """Fits a model's score baseline: bins of ``[0, 1]`` for probabilities (``edges``), the
-    reference's quantiles for regression."""
+    """Fits a model's score baseline: soft bins of ``[0, 1]`` for probabilities
+    (:mod:`services.drift.soft_bins`), the reference's quantiles for regression."""
 
     spec: ShiftSpec
-    edges: tuple[float, ...] | None
+    probabilities: bool
     alpha: float
 
     def __call__(self, reference: Sequence[object]) -> Baseline[object]:
         spec = self.spec
+        if self.probabilities:
+            return ProbabilityBaseline(reference, bins=spec.bins,
+                                       psi_threshold=spec.psi_threshold, alpha=self.alpha)
         return NumericBaseline(reference, bins=spec.bins, psi_threshold=spec.psi_threshold,
-                               edges=self.edges, alpha=self.alpha)
+                               alpha=self.alpha)

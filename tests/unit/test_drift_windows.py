@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from typing import TypeVar
 
 import pytest
 
 from services.drift.windows import Check, Finding, ShiftWindows, Signal
+
+T = TypeVar("T")
 
 
 class MeanBaseline:
@@ -32,7 +35,7 @@ def windows(cooldown: int = 0) -> ShiftWindows[int]:
                         cooldown_observations=cooldown)
 
 
-def feed(monitor: ShiftWindows[int], values: list[int]) -> list[Check]:
+def feed(monitor: ShiftWindows[T], values: list[T]) -> list[Check]:
     return [check for check in map(monitor.update, values) if check is not None]
 
 
@@ -78,3 +81,64 @@ def test_a_signal_keeps_model_names_out_of_its_metric_target() -> None:
 def test_sizes_must_be_positive(sizes: tuple[int, int, int, int]) -> None:
     with pytest.raises(ValueError, match="positive"):
         ShiftWindows(MeanBaseline, *sizes)
+
+
+class FloatMeanBaseline:
+    """Fires when the recent mean moves more than 0.5 from the reference's."""
+
+    def __init__(self, reference: Sequence[float]) -> None:
+        self.reference = list(reference)
+        self.mean = sum(reference) / len(reference)
+
+    def key(self, value: float) -> Hashable:
+        return value
+
+    def compare(self, recent: Mapping[Hashable, int], size: int) -> list[Finding]:
+        total = sum(float(str(key)) * count for key, count in recent.items())
+        return [Finding("mean", abs(total / size - self.mean), 0.5)]
+
+
+def float_windows(trailing: bool) -> ShiftWindows[float]:
+    return ShiftWindows(FloatMeanBaseline, reference_size=10, window_size=5, check_every=5,
+                        cooldown_observations=0, trailing=trailing)
+
+
+def test_a_trailing_reference_follows_a_slow_change_that_a_fixed_one_alerts_on() -> None:
+    ramp = [0.04 * index for index in range(200)]  # means of adjacent windows differ by 0.3
+    fixed = [check for check in feed(float_windows(trailing=False), ramp) if check.alert]
+    trailing = [check for check in feed(float_windows(trailing=True), ramp) if check.alert]
+    assert fixed
+    assert trailing == []
+
+
+def test_a_trailing_reference_finds_an_abrupt_change_as_soon_as_a_fixed_one() -> None:
+    stream = [0.0] * 47 + [1.0] * 30
+    fixed = [check.position for check in feed(float_windows(trailing=False), stream)
+             if check.alert]
+    trailing = [check.position for check in feed(float_windows(trailing=True), stream)
+                if check.alert]
+    assert fixed == trailing == [50]
+
+
+def test_a_trailing_reference_is_the_reference_size_values_before_the_recent_window() -> None:
+    monitor = float_windows(trailing=True)
+    checks = feed(monitor, [float(index % 2) for index in range(34)] + [0.5])
+    assert all(check.alert is None for check in checks)
+    assert monitor.position == 35
+    baseline = monitor.baseline
+    assert isinstance(baseline, FloatMeanBaseline)
+    # Fitted at 10, re-fitted every window_size (5) observations: last at 35, on 21..30.
+    assert baseline.reference == [float(index % 2) for index in range(20, 30)]
+
+
+def test_a_settling_monitor_restarts_its_reference_until_a_whole_window_passes() -> None:
+    monitor = ShiftWindows(FloatMeanBaseline, reference_size=10, window_size=5, check_every=5,
+                           cooldown_observations=0, settle=True)
+    # Still "learning" up to 45: three references are left behind, silently; the fourth (46..55)
+    # passes its checks at 60 and 65, and the change at 71 is an alert.
+    checks = feed(monitor, [0.1 * index for index in range(40)] + [4.0] * 30 + [9.0] * 10)
+    assert [check.position for check in checks if check.alert] == [75]
+    assert [check.position for check in checks][:4] == [15, 30, 45, 60]
+    assert monitor.settled
+    assert isinstance(monitor.baseline, FloatMeanBaseline)
+    assert monitor.alerts == 1
