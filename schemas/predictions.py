@@ -33,6 +33,9 @@ class Prediction(Contract):
     event_time: AwareDatetime
     features_at: AwareDatetime
     predicted_at: AwareDatetime
+    model_release: int | None = Field(default=None, ge=0)
+    """The scaled layout (``streamml up --predictors N``): the release served from, named by the
+    labels the learner had learned when it made it. None when one process predicts and learns."""
 
 
 class Outcome(Contract):

@@ -18,6 +18,7 @@ from schemas.events import Event, Label
 from schemas.features import FeatureVector
 from schemas.model_events import ModelEvent
 from schemas.predictions import Outcome, Prediction
+from schemas.serving import ModelRelease, ServedPrediction
 from schemas.snapshots import DriftSnapshot, ModelSnapshot
 
 TopicName = Literal[
@@ -31,6 +32,8 @@ TopicName = Literal[
     "model-snapshots",
     "model-events",
     "drift-state",
+    "prediction-log",
+    "model-releases",
 ]
 
 PIPELINE_PARTITIONS = 4
@@ -104,6 +107,11 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("model-snapshots", 1, ModelSnapshot, "learner id", SNAPSHOT_CONFIG),
     # A few hundred KB per checkpoint: the same compaction rules keep a restore's reading short.
     TopicSpec("drift-state", 1, DriftSnapshot, "drift consumer group", SNAPSHOT_CONFIG),
+    # The scaled layout (``streamml up --predictors N``): what predictors served, for the
+    # learner, and the learner's models, for the predictors (the newest is all they need).
+    TopicSpec("prediction-log", PIPELINE_PARTITIONS, ServedPrediction, "primary entity value",
+              {"retention.ms": WEEK_MS}),
+    TopicSpec("model-releases", 1, ModelRelease, "learner id", SNAPSHOT_CONFIG),
 )
 
 

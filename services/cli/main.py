@@ -62,6 +62,17 @@ def cmd_specs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replicas(text: str) -> int:
+    """``--predictors``: a whole number from 0 to 64."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if not 0 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"expected 0 to 64 replicas, got {text!r}")
+    return count
+
+
 def _stack_env(args: argparse.Namespace) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key.startswith("STREAMML_")}
     if getattr(args, "spec", None):
@@ -76,7 +87,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     create_topics(Settings())
     monitoring = _monitoring(args)
     plan = stack.plan_stack(home_dir(), _stack_env(args), with_producer=not args.no_producer,
-                            port_offset=args.port_offset, monitoring=monitoring)
+                            port_offset=args.port_offset, monitoring=monitoring,
+                            predictors=args.predictors)
     if monitoring is not None and stack.read_state(home_dir()) is None:
         prometheus.write_config(home_dir(), plan.services, prometheus.PORT + args.port_offset,
                                 monitoring)
@@ -225,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port-offset", type=int, default=0,
                     help="add this to every metrics port (9101-9105) and Prometheus' (9090), "
                          "to run two stacks")
+    up.add_argument("--predictors", type=_replicas, default=0, metavar="N",
+                    help="the scaled layout: N predictor replicas serve and the model service "
+                         "only learns (default 0: one model process does both)")
     up.add_argument("--no-prometheus", action="store_true",
                     help="do not run Prometheus (by default it runs when installed)")
     up.add_argument("--scrape-interval", type=float, default=5.0, metavar="SECONDS",

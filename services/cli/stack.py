@@ -35,21 +35,34 @@ class StackError(RuntimeError):
 
 def plan_stack(home: Path, env: dict[str, str], with_producer: bool,
                port_offset: int = 0,
-               monitoring: prometheus.PrometheusOptions | None = None) -> Plan:
+               monitoring: prometheus.PrometheusOptions | None = None,
+               predictors: int = 0) -> Plan:
     """Which services to run, with ``env`` (``STREAMML_*`` settings) passed to each.
 
-    With ``monitoring``, Prometheus runs too, on port 9090 + ``port_offset``; its configuration
-    is written by :func:`services.cli.prometheus.write_config` before :func:`up`.
+    With ``predictors`` > 0, the scaled layout: that many predictor replicas (``predictor-0``,
+    ...) serve and the model service only learns (``STREAMML_MODEL__LAYOUT=learner``). With
+    ``monitoring``, Prometheus runs too, on port 9090 + ``port_offset``; its configuration is
+    written by :func:`services.cli.prometheus.write_config` before :func:`up`.
     """
     names = [*CONSUMERS, *(["producer"] if with_producer else [])]
     services = [
-        ServicePlan(name, SERVICE_MODULES[name], METRICS_PORTS[name] + port_offset, dict(env),
+        ServicePlan(name, SERVICE_MODULES[name], METRICS_PORTS[name] + port_offset,
+                    {**env, **({"STREAMML_MODEL__LAYOUT": "learner"}
+                               if name == "model" and predictors else {})},
                     restart_after_success=name != "producer")
         for name in names
     ]
+    services += [predictor_plan(replica, env, port_offset) for replica in range(predictors)]
     if monitoring is not None:
         services.append(prometheus.service_plan(home, prometheus.PORT + port_offset, monitoring))
     return Plan(str(home), services)
+
+
+def predictor_plan(replica: int, env: dict[str, str], port_offset: int = 0) -> ServicePlan:
+    """Predictor replica number ``replica``: its own name, port and transactional id."""
+    return ServicePlan(f"predictor-{replica}", SERVICE_MODULES["predictor"],
+                       METRICS_PORTS["predictor"] + replica + port_offset,
+                       {**env, "STREAMML_PREDICTOR__REPLICA": str(replica)})
 
 
 def read_state(home: Path) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ announces readiness and runs the loop until a stop signal.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,25 +49,29 @@ class Plumbing:
 def connect(
     service: str, settings: Settings, inputs: list[TopicName],
     transactional_id: str | None = None,
-    **producer_overrides: str | int,
+    producer_overrides: Mapping[str, str | int] | None = None,
+    consumer_overrides: Mapping[str, str | int] | None = None,
 ) -> Plumbing:
     """Wait for the cluster, then build the producer, consumer and dead-letter publisher.
 
     With ``transactional_id`` the producer is transactional (the caller initialises and runs the
     transactions). Every failed delivery of the producer is reported to the returned plumbing's
-    ``deliveries`` (successful ones are not reported at all).
+    ``deliveries`` (successful ones are not reported at all). The overrides are librdkafka
+    settings of the producer (``message.max.bytes``, ...) and the consumer
+    (``session.timeout.ms``, ...).
     """
     wait_for_broker(settings.kafka)
     registry = CollectorRegistry()
     loop_metrics = LoopMetrics(registry, service)
     names = {settings.topic(name): name for name in inputs}
+    producer_config = dict(producer_overrides or {})
     if transactional_id:
-        producer_overrides["transactional.id"] = transactional_id
+        producer_config["transactional.id"] = transactional_id
     deliveries = DeliveryReports()
     # Only failed deliveries call back: no Python call per record delivered.
     producer = make_producer(settings.kafka, on_delivery=deliveries.on_delivery, **{
         "delivery.report.only.error": True, "linger.ms": settings.batch.linger_ms,
-        **producer_overrides})
+        **producer_config})
     consumer = make_consumer(
         settings.kafka, settings.group(service), **{
             **settings.batch.consumer_config(),
@@ -75,6 +79,7 @@ def connect(
             "stats_cb": lambda stats: loop_metrics.record_statistics(
                 stats, dict(names), settings.group(service)
             ),
+            **(consumer_overrides or {}),
         },
     )
     dead_letters = DeadLetterPublisher(producer, settings.topic("dead-letters"), service)

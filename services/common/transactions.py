@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import KafkaException, Message, TopicPartition
 
 from services.common.blocking_call import call_within
-from services.common.resume import topic_partition
+from services.common.consumer_loop import DeliveryReports
+from services.common.failures import UndeliveredOutput
+from services.common.resume import partition_key, topic_partition
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +97,49 @@ def retried(call: Callable[[], None], what: str, timeout: float) -> None:
             if not error.retriable() or time.monotonic() > deadline:
                 raise
             log.warning("%s failed, retrying: %s", what, error.str())
+
+
+class TransactionCommitter:
+    """Exactly-once consume-process-produce for a service without state of its own (a
+    :class:`~services.common.consumer_loop.Committer`): every ``interval`` seconds the outputs
+    produced since the last commit are committed with the offsets after the messages processed,
+    in one transaction (after :meth:`begin`). The loop commits before partitions are revoked, so
+    their next owner starts where this one's committed outputs end; a process that dies leaves
+    its transaction open until the broker aborts it, and its partitions' next owner waits for
+    that (``read_committed`` offsets are read only once stable) before reading them again.
+    A record whose delivery failed raises :class:`UndeliveredOutput` instead of a commit.
+    """
+
+    def __init__(self, producer: TransactionalProducer, consumer: GroupMember, interval: float,
+                 deliveries: DeliveryReports | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._producer, self._consumer = producer, consumer
+        self._interval = interval
+        self._deliveries = deliveries
+        self._monotonic = monotonic
+        self._next: dict[tuple[str, int], int] = {}
+        self._last = monotonic()
+        self.commits = 0
+
+    def begin(self) -> None:
+        """Open the first transaction (after ``init_transactions``)."""
+        self._producer.begin_transaction()
+
+    def processed(self, message: Message) -> None:
+        self._next[(message.topic() or "", message.partition() or 0)] = (message.offset() or 0) + 1
+
+    def due(self) -> bool:
+        return bool(self._next) and self._monotonic() - self._last >= self._interval
+
+    def commit(self) -> None:
+        self._last = self._monotonic()
+        if not self._next:
+            return
+        if self._deliveries is not None and self._deliveries.failed:
+            raise UndeliveredOutput(f"{self._deliveries.failed} produced record(s) lost, "
+                                    f"{self._deliveries.first_failure}; not committed")
+        commit_with_offsets(self._producer, self._consumer, {
+            partition_key(topic, partition): offset
+            for (topic, partition), offset in self._next.items()})
+        self._next.clear()
+        self.commits += 1

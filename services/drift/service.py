@@ -56,7 +56,7 @@ def run(settings: DriftSettings, stop: StopSignal) -> int:
     inputs: list[TopicName] = ["features", "outcomes"]
     group = settings.group(SERVICE)
     plumbing = connect(SERVICE, settings, inputs, transactional_id=group,
-                       **{"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS})
+                       producer_overrides={"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS})
     plumbing.producer.init_transactions(60)
     handler = DriftHandler(
         spec, plumbing.producer, settings.topic("drift-alerts"), DriftMetrics(plumbing.registry),

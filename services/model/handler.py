@@ -33,22 +33,24 @@ from schemas.codec import encode, encode_plain
 from schemas.events import Label
 from schemas.features import FeatureVector
 from schemas.model_events import ModelEvent
-from schemas.predictions import Outcome, Prediction
 from schemas.spec import PromotionSpec
 from services.common.dead_letters import DeadLetter, DeadLetterPublisher
 from services.model.estimators import vectorize
 from services.model.governance import DriftReaction, Governor
-from services.model.learner import InvalidLabel, Learner
+from services.model.learner import InvalidLabel, Learner, ModelPrediction
 from services.model.messages import (
     EarlyLabel,
     check_repeat,
     event_position,
+    outcomes_of,
     pack_position,
+    prediction_of,
     read_message,
 )
 from services.model.messages import ModelTopics as ModelTopics
 from services.model.metrics import ModelMetrics
 from services.model.pending import BoundedMap, PendingEntry, PendingStore, named
+from services.model.releases import ReleasePublisher
 from services.model.settings import ModelOptions
 from services.model.state import HandlerState
 
@@ -80,8 +82,12 @@ class ModelHandler:
         promotion: PromotionSpec | None = None,
         on_concept_drift: DriftReaction = "none",
         categories: Mapping[str, Sequence[str]] | None = None,
+        releases: ReleasePublisher | None = None,
     ) -> None:
+        """With ``releases``, the scaled layout's learner: ``topics.features`` is what predictors
+        served (``prediction-log``), and models are released rather than predicted with."""
         self.learner = learner
+        self._releases = releases
         self._categories = dict(categories or {})
         self.governor = Governor(learner, promotion or PromotionSpec(), on_concept_drift,
                                  self._publish_model_event, metrics, clock)
@@ -126,6 +132,11 @@ class ModelHandler:
                 self._advance(self.stream_now())
         elif topic == self._topics.drift_alerts:
             self.governor.on_alert(read_message(DriftAlert, message.value()), self.labels_learned)
+        self._release_if_due()
+
+    def _release_if_due(self) -> None:
+        if self._releases is not None and self._releases.publish_if_due(self):
+            self.revision += 1
 
     def on_idle(self) -> None:
         """Learn waiting labels and close windows by wall-clock time once no feature vector has
@@ -136,6 +147,7 @@ class ModelHandler:
             if self.labels_learned != learned or self._expired_since_idle:
                 self.revision += 1
             self._expired_since_idle = False
+        self._release_if_due()
 
     def _measure_stores(self) -> None:  # read when metrics are scraped, not per message
         self._metrics.pending.set_function(lambda: len(self.pending))
@@ -192,8 +204,12 @@ class ModelHandler:
     # -- features: predict ------------------------------------------------------------------
 
     def _on_features(self, message: Message) -> None:
-        received = self._clock()
-        vector = read_message(FeatureVector, message.value())
+        received, served = self._clock(), None
+        if self._releases is None:
+            vector = read_message(FeatureVector, message.value())
+        else:
+            vector, served, received = self._releases.read_served(message.value(),
+                                                                  self.labels_learned)
         event_time = vector.event_time.timestamp()
         self._observe_time(event_time)
         self._last_features_at = self._monotonic()
@@ -203,7 +219,7 @@ class ModelHandler:
             check_repeat(self._predicted.get(vector.event_id), vector)
             self._metrics.duplicate_features.inc()
             return
-        self._predict(vector, received)
+        self._predict(vector, received, served)
         early = self._early.pop(vector.event_id)
         if early is not None and not self._accept_label(early.label):
             self._metrics.label_events(kind="late").inc()
@@ -213,7 +229,10 @@ class ModelHandler:
             )
         self._expire_early_labels()
 
-    def _predict(self, vector: FeatureVector, received: datetime) -> None:
+    def _predict(self, vector: FeatureVector, received: datetime,
+                 served: list[ModelPrediction] | None) -> None:
+        """Every model's answer into the pending store; the champion's to ``predictions``. What a
+        predictor ``served`` is taken as it is (and was published by the predictor)."""
         x = vectorize(vector.features, self._categories)
         entry = PendingEntry(
             vector.event_id, x, vector.event_time,
@@ -221,19 +240,14 @@ class ModelHandler:
         )
         predicted_at = self._clock()
         keep_probabilities = self.learner.keeps_class_probabilities()
-        for answer in self.learner.predict(x):
+        for answer in self.learner.predict(x) if served is None else served:
             entry.predictions[answer.model] = (answer.version, answer.prediction, answer.score)
             if keep_probabilities and answer.probabilities is not None:
                 entry.class_probabilities = entry.class_probabilities or {}
                 entry.class_probabilities[answer.model] = answer.probabilities
-            if answer.role != "champion":
+            if answer.role != "champion" or served is not None:
                 continue
-            prediction = Prediction(
-                event_id=vector.event_id, model=answer.model, model_version=answer.version,
-                prediction=answer.prediction, probabilities=answer.probabilities,
-                score=answer.score, event_time=vector.event_time, features_at=received,
-                predicted_at=predicted_at,
-            )
+            prediction = prediction_of(vector, answer, received, predicted_at)
             self._producer.produce(self._topics.predictions, value=encode_plain(prediction),
                                    key=vector.event_id.encode())
             self._metrics.predictions(model=answer.model, version=str(answer.version),
@@ -353,27 +367,11 @@ class ModelHandler:
     def _learn(
         self, entry: PendingEntry, y: bool | int | float | str, timed_out: bool, delay: float
     ) -> None:
-        learned_at = self._clock()
-        champion = self.learner.champion.name
-        kept = entry.class_probabilities or {}
-        for model, (version, prediction, score) in entry.predictions.items():
-            outcome = Outcome(
-                event_id=entry.event_id, model=model, model_version=version,
-                role="champion" if model == champion else "challenger",
-                prediction=prediction,
-                score=score, label=y,
-                label_probability=None if prediction is None
-                else self.learner.label_probability(y, score, kept.get(model)),
-                # No prediction (a model that has learned nothing yet) is not judged, as in River.
-                correct=None if self.learner.label.type == "regression" or prediction is None
-                else prediction == y,
-                timed_out=timed_out, label_delay_seconds=delay, event_time=entry.event_time,
-                learned_at=learned_at,
-            )
+        for outcome in outcomes_of(entry, y, timed_out, delay, self._clock(), self.learner):
             self._producer.produce(
                 self._topics.outcomes, value=encode_plain(outcome), key=entry.event_id.encode()
             )
-            self._metrics.learned(model=model, timed_out=str(timed_out).lower()).inc()
+            self._metrics.learned(model=outcome.model, timed_out=str(timed_out).lower()).inc()
         self.learner.learn(entry.x, y)
         self.labels_learned += 1
         self._resolved.put(entry.event_id, timed_out)

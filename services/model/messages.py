@@ -8,13 +8,18 @@ into one int, tells a redelivered feature vector (same position) from a second e
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from schemas.codec import ContractError, ContractT, decode
 from schemas.events import Label
 from schemas.features import FeatureVector
+from schemas.predictions import Outcome, Prediction
 from services.common.dead_letters import DeadLetter
+from services.model.learner import Learner, ModelPrediction
+from services.model.pending import PendingEntry
 
 
 @dataclass(frozen=True)
@@ -95,3 +100,34 @@ def read_message(model: type[ContractT], raw: bytes | None) -> ContractT:
         return decode(model, raw)
     except ContractError as error:
         raise DeadLetter.from_contract_error(error) from error
+
+
+def prediction_of(vector: FeatureVector, answer: ModelPrediction, received: datetime,
+                  predicted_at: datetime, release: int | None = None) -> Prediction:
+    """``answer`` for ``vector`` as a ``predictions`` message (features read at ``received``;
+    ``release``: the model release used, in the scaled layout)."""
+    return Prediction(
+        event_id=vector.event_id, model=answer.model, model_version=answer.version,
+        role=answer.role, prediction=answer.prediction, probabilities=answer.probabilities,
+        score=answer.score, event_time=vector.event_time, features_at=received,
+        predicted_at=predicted_at, model_release=release,
+    )
+
+
+def outcomes_of(entry: PendingEntry, y: bool | int | float | str, timed_out: bool, delay: float,
+                learned_at: datetime, learner: Learner) -> Iterator[Outcome]:
+    """One outcome per model that predicted on ``entry``, judged against ``y``."""
+    champion = learner.champion.name
+    kept = entry.class_probabilities or {}
+    for model, (version, prediction, score) in entry.predictions.items():
+        yield Outcome(
+            event_id=entry.event_id, model=model, model_version=version,
+            role="champion" if model == champion else "challenger",
+            prediction=prediction, score=score, label=y,
+            label_probability=None if prediction is None
+            else learner.label_probability(y, score, kept.get(model)),
+            # No prediction (a model that has learned nothing yet) is not judged, as in River.
+            correct=None if learner.label.type == "regression" or prediction is None
+            else prediction == y, timed_out=timed_out, label_delay_seconds=delay,
+            event_time=entry.event_time, learned_at=learned_at,
+        )

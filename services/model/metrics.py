@@ -86,3 +86,15 @@ class ModelMetrics:
             "Time from reading a feature vector to producing its predictions.",
             buckets=LATENCY_BUCKETS, registry=registry,
         )
+        self.served_labels_behind = Histogram(
+            "streamml_model_served_labels_behind",
+            "Scaled layout: labels the learner had learned, at a served prediction's place in the "
+            "stream, that the release the predictor used had not.",
+            buckets=(0, 1, 10, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000),
+            registry=registry,
+        )
+        self.served_release_age = Histogram(
+            "streamml_model_served_release_age_seconds",
+            "Scaled layout: age of the release a predictor used, when the learner had learned "
+            "more than it (0 when not).", buckets=LATENCY_BUCKETS, registry=registry,
+        )

@@ -20,6 +20,7 @@ from services.model.estimators import categories_of
 from services.model.handler import ModelHandler, ModelTopics
 from services.model.learner import Learner
 from services.model.metrics import ModelMetrics
+from services.model.releases import ReleasePublisher, StalenessMetrics
 from services.model.settings import ModelSettings
 
 log = logging.getLogger(__name__)
@@ -38,24 +39,34 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
     spec = load_spec(settings.spec)
     learner = Learner(spec.models, spec.label)
     learner_id = settings.group(SERVICE)
-    inputs: list[TopicName] = ["features", "labels", "drift-alerts"]
+    # The scaled layout: predictors serve ``features``; this service learns from what they logged.
+    scaled = settings.model.layout == "learner"
+    served: TopicName = "prediction-log" if scaled else "features"
+    inputs: list[TopicName] = [served, "labels", "drift-alerts"]
     plumbing = connect(
         SERVICE, settings, inputs, transactional_id=learner_id,
         # Checkpoints can be far larger than the 1 MB default (model-snapshots allows 64 MB).
-        **{"message.max.bytes": SNAPSHOT_MAX_BYTES,
-           "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS},
+        producer_overrides={"message.max.bytes": SNAPSHOT_MAX_BYTES,
+                            "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS},
     )
     plumbing.producer.init_transactions(60)
     topics = ModelTopics(
-        features=settings.topic("features"), labels=settings.topic("labels"),
+        features=settings.topic(served), labels=settings.topic("labels"),
         predictions=settings.topic("predictions"), outcomes=settings.topic("outcomes"),
         model_events=settings.topic("model-events"), drift_alerts=settings.topic("drift-alerts"),
     )
     metrics = ModelMetrics(plumbing.registry)
+    options = settings.model
+    releases = ReleasePublisher(
+        plumbing.producer, settings.topic("model-releases"), learner_id,
+        options.release_interval_seconds, options.release_every_labels,
+        options.release_heartbeat_seconds,
+        StalenessMetrics(metrics.served_labels_behind, metrics.served_release_age),
+    ) if scaled else None
     handler = ModelHandler(
         learner, plumbing.producer, topics, plumbing.dead_letters, settings.model, metrics,
         promotion=spec.models.promotion, on_concept_drift=spec.models.on_concept_drift,
-        categories=categories_of(spec),
+        categories=categories_of(spec), releases=releases,
     )
     chain = read_checkpoint_chain(settings.kafka, settings.topic("model-snapshots"), learner_id)
     if chain:
@@ -91,7 +102,9 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
     metrics.champion_version.set_function(lambda: learner.champion_version)
     return serve(
         plumbing, handler, stop,
-        details=lambda: {"spec": spec.name, "pending": len(handler.pending),
+        details=lambda: {"spec": spec.name, "layout": options.layout,
+                         "releases": releases.published if releases else None,
+                         "pending": len(handler.pending),
                          "models": [model.name for model in learner.models],
                          "labels_learned": handler.labels_learned,
                          "checkpoints": checkpointer.checkpoints},

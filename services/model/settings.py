@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.settings import Settings
@@ -36,6 +38,18 @@ class ModelOptions(BaseModel):
     label_wait_seconds: float = Field(default=10.0, gt=0)
     """A feature vector held back for labels fetched but not yet read before it in time
     (:mod:`services.model.alignment`) goes on after this long without a label read."""
+    layout: Literal["single", "learner"] = "single"
+    """``single``: this service predicts on ``features`` and learns (the default, exact parity
+    with River). ``learner``: predictor replicas (``services.predictor``) serve; this service
+    learns from what they logged on ``prediction-log`` and publishes its models to
+    ``model-releases``."""
+    release_interval_seconds: float = Field(default=1.0, gt=0)
+    """The learner publishes a release at most this often when it learned something ..."""
+    release_every_labels: int = Field(default=1000, gt=0)
+    """... at once when this many labels were learned since the last one ..."""
+    release_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    """... and this often when it learned nothing (so a predictor can tell a quiet learner from
+    a dead one)."""
 
 
 class ModelSettings(Settings):

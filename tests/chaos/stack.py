@@ -13,7 +13,7 @@ from confluent_kafka import Message
 
 from services.cli import stack
 from services.common.kafka import ensure_topics
-from services.common.settings import KafkaSettings
+from services.common.settings import KafkaSettings, TopicSettings
 from tests.integration.conftest import read_topic, topic_size
 
 
@@ -30,14 +30,16 @@ class RunningStack:
 def consumers_running(
     kafka: KafkaSettings, home: Path, spec: str, port_offset: int, tag: str,
     settings: dict[str, str] | None = None, timeout: float = 120,
+    topics: TopicSettings | None = None,
 ) -> Iterator[RunningStack]:
     """features, model, drift and metrics-sink on ``spec``, healthy, until the block ends.
 
     Topics get the prefix ``<tag><random>-``; metrics ports are the defaults + ``port_offset``
-    (distinct per test, so tests never collide); ``settings`` are extra ``STREAMML_*`` variables.
+    (distinct per test, so tests never collide); ``settings`` are extra ``STREAMML_*`` variables;
+    ``topics`` how the topics are created (their partitions).
     """
     prefix = f"{tag}{uuid.uuid4().hex[:10]}-"
-    ensure_topics(kafka, prefix)
+    ensure_topics(kafka, prefix, topics=topics)
     env = {
         "STREAMML_TOPIC_PREFIX": prefix,
         "STREAMML_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,

@@ -20,6 +20,7 @@ def test_catalogue_has_every_topic_once() -> None:
     assert sorted(names) == sorted([
         "events", "labels", "features", "predictions", "outcomes", "drift-alerts",
         "dead-letters", "model-snapshots", "model-events", "drift-state",
+        "prediction-log", "model-releases",
     ])
     assert len(set(names)) == len(names)
 
@@ -34,8 +35,9 @@ def test_events_and_features_keep_an_entitys_order_and_labels_need_only_the_even
 def test_state_topics_are_compacted_and_others_are_not() -> None:
     assert topic_spec("model-snapshots").config["cleanup.policy"] == "compact"
     assert topic_spec("drift-state").config["cleanup.policy"] == "compact"
+    assert topic_spec("model-releases").config["cleanup.policy"] == "compact"
     for spec in TOPICS:
-        if spec.name not in ("model-snapshots", "drift-state"):
+        if spec.name not in ("model-snapshots", "drift-state", "model-releases"):
             assert spec.config.get("cleanup.policy", "delete") == "delete", spec.name
 
 
