@@ -35,7 +35,6 @@ from typing import Protocol
 
 from confluent_kafka import (
     Consumer,
-    KafkaError,
     KafkaException,
     Message,
     Producer,
@@ -43,8 +42,9 @@ from confluent_kafka import (
 )
 
 from services.common.batches import consume_ready
+from services.common.committers import DeliveryReports, OffsetCommitter, Rewound
 from services.common.dead_letters import DeadLetter, DeadLetterPublisher
-from services.common.failures import Backoff, Retriable, UndeliveredOutput, describe_crash
+from services.common.failures import Backoff, Retriable, describe_crash
 from services.common.runtime import StopSignal
 from services.common.service_metrics import LoopMetrics
 
@@ -77,103 +77,6 @@ class Committer(Protocol):
 
     def commit(self) -> None:
         """Make everything processed so far durable."""
-
-
-class DeliveryReports:
-    """Remembers the producer's failed deliveries; give :meth:`on_delivery` to the producer as
-    its ``on_delivery`` setting (a record produced with its own callback is not seen here)."""
-
-    def __init__(self) -> None:
-        self.failed = 0
-        self.first_failure = ""
-
-    def on_delivery(self, error: KafkaError | None, message: Message) -> None:
-        """librdkafka's delivery report for one record (served by ``poll`` and ``flush``)."""
-        if error is None:
-            return
-        self.failed += 1
-        if not self.first_failure:
-            self.first_failure = (f"a record for {message.topic()}[{message.partition()}] was "
-                                  f"not delivered: {error.str()}")
-
-
-COMMIT_LATER_ERRORS = frozenset({
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
-    KafkaError.NOT_COORDINATOR, KafkaError.REQUEST_TIMED_OUT, KafkaError._WAIT_COORD,
-    KafkaError._TRANSPORT, KafkaError._TIMED_OUT,
-    KafkaError._ASSIGNMENT_LOST, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION,
-    KafkaError.REBALANCE_IN_PROGRESS,
-})
-"""Commit failures that leave the offsets uncommitted without harm: while the group coordinator
-is unreachable or loading (a broker restart) the next commit tries again; partitions the group
-took away are delivered again to their next owner (at least once)."""
-
-
-class OffsetCommitter:
-    """At-least-once: remember the offset after each finished message; on commit, store them
-    (one call), flush the producer, then commit the stored offsets, every ``interval`` seconds.
-    Revoking partitions commits first (:meth:`ConsumerLoop.subscribe`), so nothing remembered
-    belongs to a partition the consumer no longer owns.
-
-    While the cluster is unavailable (the producer cannot flush, or the commit fails with one of
-    :data:`COMMIT_LATER_ERRORS`), a commit leaves the offsets stored and uncommitted, and the
-    next one tries again: the service rides out a broker restart instead of crashing. A record
-    whose delivery failed (``deliveries``) raises :class:`UndeliveredOutput` instead of a commit.
-    """
-
-    def __init__(
-        self, consumer: Consumer, producer: Producer, interval: float = 1.0,
-        deliveries: DeliveryReports | None = None,
-        monotonic: Callable[[], float] = time.monotonic, flush_timeout: float = 30.0,
-    ) -> None:
-        self._consumer = consumer
-        self._producer = producer
-        self._interval = interval
-        self._deliveries = deliveries
-        self._monotonic = monotonic
-        self._flush_timeout = flush_timeout
-        self._uncommitted = 0
-        self._next: dict[tuple[str, int], int] = {}
-        self._last_commit = monotonic()
-
-    def processed(self, message: Message) -> None:
-        self._next[(message.topic() or "", message.partition() or 0)] = (message.offset() or 0) + 1
-        self._uncommitted += 1
-
-    def _store(self) -> None:
-        """Store the offsets after the messages processed since the last store (one call)."""
-        if self._next:
-            self._consumer.store_offsets(offsets=[
-                TopicPartition(topic, partition, offset)
-                for (topic, partition), offset in self._next.items()])
-            self._next.clear()
-
-    def due(self) -> bool:
-        return self._monotonic() - self._last_commit >= self._interval
-
-    def commit(self) -> None:
-        self._last_commit = self._monotonic()
-        if self._uncommitted == 0:
-            return
-        self._store()
-        remaining = self._producer.flush(self._flush_timeout)
-        if self._deliveries is not None and self._deliveries.failed:
-            raise UndeliveredOutput(f"{self._deliveries.failed} produced record(s) lost, "
-                                    f"{self._deliveries.first_failure}; offsets not committed")
-        if remaining:
-            log.warning("%d produced messages not acknowledged yet; not committing offsets",
-                        remaining)
-            return
-        try:
-            self._consumer.commit(asynchronous=False)
-        except KafkaException as error:
-            code = error.args[0].code()
-            if code in COMMIT_LATER_ERRORS:
-                log.warning("offsets not committed, will try again: %s", error.args[0].str())
-                return
-            if code != KafkaError._NO_OFFSET:
-                raise
-        self._uncommitted = 0
 
 
 class ConsumerLoop:
@@ -215,6 +118,9 @@ class ConsumerLoop:
         self._backoff = backoff or Backoff()
         self._sleep = sleep or stop.wait
         self._crashed = False
+        self._revoked: set[tuple[str | None, int | None]] = set()
+        """Partitions revoked, or rewound by a commit, since the last poll."""
+        self._rewound = False
         self._where: str | Message = "the consumer loop"
         """What the loop is doing (a message: handling it), for the line a crash logs."""
         self.last_turn = monotonic()
@@ -222,13 +128,38 @@ class ConsumerLoop:
 
     def subscribe(self, topics: list[str]) -> None:
         """Subscribe, committing finished work before partitions are taken away (not after a
-        crash: the message in hand must be read again)."""
+        crash: the message in hand must be read again). Messages of those partitions that the
+        poll in progress still returns are not this consumer's to handle: they are dropped."""
 
-        def on_revoke(consumer: Consumer, partitions: object) -> None:
+        def on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
             if not self._crashed:
-                self._committer.commit()
+                self._commit()
+            self._revoked.update((p.topic, p.partition) for p in partitions)
 
         self._consumer.subscribe(topics, on_revoke=on_revoke)
+
+    def _commit(self) -> None:
+        """Commit; after a :class:`Rewound` commit, drop what the poll in progress or the batch
+        in hand holds of the rewound partitions (the consumer reads them again)."""
+        try:
+            self._committer.commit()
+        except Rewound as rewound:
+            log.warning("%s; reading them again", rewound)
+            self._revoked.update(rewound.positions)
+            self._rewound = True
+
+    def _fresh(self, batch: list[Message]) -> list[Message]:
+        """``batch`` less the messages of partitions revoked or rewound while it was fetched;
+        those of other partitions after a rewind are sought back to, not handled now."""
+        if not self._revoked:
+            return batch
+        dropped, self._revoked = self._revoked, set()
+        kept = [m for m in batch if (m.topic(), m.partition()) not in dropped]
+        if self._rewound:
+            self._rewound = False
+            self._rewind(kept)
+            return []
+        return kept
 
     def run(self, max_messages: int | None = None) -> int:
         """Process until a stop signal (or ``max_messages``); commit, close. Return the count.
@@ -244,7 +175,7 @@ class ConsumerLoop:
                 self._where = "a poll"
                 wanted = self._batch_size if max_messages is None else min(
                     self._batch_size, max_messages - processed)
-                batch = consume_ready(self._consumer, wanted, self._poll_timeout)
+                batch = self._fresh(consume_ready(self._consumer, wanted, self._poll_timeout))
                 self._producer.poll(0)
                 if not batch:
                     self._where = "idle work"
@@ -256,9 +187,11 @@ class ConsumerLoop:
                         break
                 self._where = "a commit"
                 if self._committer.due():
-                    self._committer.commit()
+                    self._commit()
+                self._revoked.clear()  # nothing fetched before a rewind is in hand any more
+                self._rewound = False
             self._where = "the final commit"
-            self._committer.commit()
+            self._commit()
         except Exception as error:
             self._crashed = True
             where = self._where
@@ -291,7 +224,12 @@ class ConsumerLoop:
                 done += 1
                 if self._committer.due():
                     self._where = "a commit"
-                    self._committer.commit()
+                    self._commit()
+                    if self._rewound:
+                        self._rewound = False
+                        self._rewind([m for m in batch[index + 1:]
+                                      if (m.topic(), m.partition()) not in self._revoked])
+                        break
         finally:
             for topic, count in by_topic.items():
                 self._metrics.messages(service=self._metrics_service,

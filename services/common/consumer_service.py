@@ -16,7 +16,8 @@ from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
 from schemas.topics import TopicName
-from services.common.consumer_loop import Committer, ConsumerLoop, DeliveryReports, Handler
+from services.common.committers import DeliveryReports
+from services.common.consumer_loop import Committer, ConsumerLoop, Handler
 from services.common.dead_letters import DeadLetterPublisher
 from services.common.kafka import make_consumer, make_producer, wait_for_broker
 from services.common.metrics_server import Health, MetricsServer

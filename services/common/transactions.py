@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from confluent_kafka import KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 
 from services.common.blocking_call import call_within
-from services.common.consumer_loop import DeliveryReports
+from services.common.committers import DeliveryReports, Rewound
 from services.common.failures import UndeliveredOutput
 from services.common.resume import partition_key, topic_partition
 
@@ -55,10 +55,30 @@ class TransactionalProducer(Protocol):
     def commit_transaction(self, timeout: float) -> None: ...
 
 
+class AbortableProducer(TransactionalProducer, Protocol):
+    """A transactional producer that can abort."""
+
+    def abort_transaction(self, timeout: float) -> None: ...
+
+
 class GroupMember(Protocol):
     """The consumer whose group the offsets are committed for."""
 
     def consumer_group_metadata(self) -> object: ...
+
+
+class SeekableMember(GroupMember, Protocol):
+    """A group member that can read its committed offsets and seek."""
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        ...
+
+    def seek(self, partition: TopicPartition) -> None: ...
+
+
+REBALANCED = frozenset({KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
+                        KafkaError.REBALANCE_IN_PROGRESS, KafkaError.FENCED_INSTANCE_ID})
+"""Offset commits the group refuses because its membership moved on."""
 
 
 def commit_with_offsets(producer: TransactionalProducer, consumer: GroupMember,
@@ -107,19 +127,29 @@ class TransactionCommitter:
     their next owner starts where this one's committed outputs end; a process that dies leaves
     its transaction open until the broker aborts it, and its partitions' next owner waits for
     that (``read_committed`` offsets are read only once stable) before reading them again.
-    A record whose delivery failed raises :class:`UndeliveredOutput` instead of a commit.
+
+    A commit the group refuses (a rebalance moved on: :data:`REBALANCED`, or any error that
+    requires an abort) aborts the transaction, seeks the partitions it covered back to their
+    last committed offsets, calls ``on_abort`` (the handler forgets what it did since) and
+    raises :class:`~services.common.committers.Rewound`: the loop then drops what it holds of
+    them, and the work is done again, once. A record whose delivery failed raises
+    :class:`UndeliveredOutput` instead of a commit. ``on_commit`` is called after each commit.
     """
 
-    def __init__(self, producer: TransactionalProducer, consumer: GroupMember, interval: float,
+    def __init__(self, producer: AbortableProducer, consumer: SeekableMember, interval: float,
                  deliveries: DeliveryReports | None = None,
+                 on_commit: Callable[[], None] = lambda: None,
+                 on_abort: Callable[[], None] = lambda: None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._producer, self._consumer = producer, consumer
         self._interval = interval
         self._deliveries = deliveries
+        self._on_commit, self._on_abort = on_commit, on_abort
         self._monotonic = monotonic
         self._next: dict[tuple[str, int], int] = {}
         self._last = monotonic()
         self.commits = 0
+        self.aborts = 0
 
     def begin(self) -> None:
         """Open the first transaction (after ``init_transactions``)."""
@@ -138,8 +168,37 @@ class TransactionCommitter:
         if self._deliveries is not None and self._deliveries.failed:
             raise UndeliveredOutput(f"{self._deliveries.failed} produced record(s) lost, "
                                     f"{self._deliveries.first_failure}; not committed")
-        commit_with_offsets(self._producer, self._consumer, {
-            partition_key(topic, partition): offset
-            for (topic, partition), offset in self._next.items()})
+        try:
+            commit_with_offsets(self._producer, self._consumer, {
+                partition_key(topic, partition): offset
+                for (topic, partition), offset in self._next.items()})
+        except KafkaException as exception:
+            error = exception.args[0]
+            if not (error.txn_requires_abort() or error.code() in REBALANCED):
+                raise
+            self._abort(error.str())
         self._next.clear()
         self.commits += 1
+        self._on_commit()
+
+    def _abort(self, why: str) -> None:
+        """Abort the open transaction, seek back to the committed offsets, raise Rewound."""
+        log.warning("transaction aborted (%s): its %d partition(s) are read again", why,
+                    len(self._next))
+        retried(lambda: self._producer.abort_transaction(COMMIT_TIMEOUT_S),
+                "aborting the transaction", COMMIT_TIMEOUT_S)
+        partitions = [TopicPartition(topic, partition) for topic, partition in self._next]
+        positions: dict[tuple[str, int], int] = {}
+        for committed in self._consumer.committed(partitions, timeout=OFFSETS_TIMEOUT_S):
+            offset = committed.offset if committed.offset >= 0 else OFFSET_BEGINNING
+            try:
+                self._consumer.seek(TopicPartition(committed.topic, committed.partition, offset))
+            except KafkaException as error:  # no longer assigned: its next owner reads it
+                log.info("not rewinding %s[%d]: %s", committed.topic, committed.partition,
+                         error)
+            positions[(committed.topic, committed.partition)] = offset
+        self._next.clear()
+        self.aborts += 1
+        self._on_abort()
+        self._producer.begin_transaction()
+        raise Rewound(positions)

@@ -73,6 +73,7 @@ class PredictorHandler:
         self._categories = dict(categories or {})
         self._clock = clock
         self._predicted = BoundedMap[int](remembered_ids, "predicted")
+        self._since_commit: list[str] = []
         self.release: ModelRelease | None = None
         self.stale = False
         metrics.release_age.set_function(self.release_age)
@@ -126,8 +127,20 @@ class PredictorHandler:
         self._producer.produce(self._topics.prediction_log, value=encode(log_record),
                                key=message.key())
         self._predicted.put(vector.event_id, pack_position(event_position(vector)))
+        self._since_commit.append(vector.event_id)
         self._metrics.predictions(model=champion.model, version=str(champion.model_version)).inc()
         self._metrics.predict_seconds.observe((self._clock() - received).total_seconds())
+
+    def committed(self) -> None:
+        """The predictions made so far are committed."""
+        self._since_commit.clear()
+
+    def aborted(self) -> None:
+        """The predictions made since the last commit were aborted: their vectors come again
+        and are not redeliveries."""
+        for event_id in self._since_commit:
+            self._predicted.pop(event_id)
+        self._since_commit.clear()
 
     def on_idle(self) -> None:
         """Look for a newer release while no features come."""

@@ -56,7 +56,8 @@ def run(settings: PredictorSettings, stop: StopSignal) -> int:
         releases.close()
         return 0
     committer = TransactionCommitter(plumbing.producer, plumbing.consumer,
-                                     options.commit_interval_seconds, plumbing.deliveries)
+                                     options.commit_interval_seconds, plumbing.deliveries,
+                                     on_commit=handler.committed, on_abort=handler.aborted)
     committer.begin()
     try:
         return serve(
@@ -65,7 +66,8 @@ def run(settings: PredictorSettings, stop: StopSignal) -> int:
                              "release_labels": handler.release.labels_learned
                              if handler.release else None,
                              "release_age_seconds": round(handler.release_age(), 1),
-                             "stale": handler.stale, "transactions": committer.commits},
+                             "stale": handler.stale, "transactions": committer.commits,
+                             "transactions_aborted": committer.aborts},
         )
     finally:
         releases.close()

@@ -24,12 +24,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from schemas.dead_letters import DeadLetterHeaders
-from services.common.consumer_loop import (
-    Committer,
-    ConsumerLoop,
-    DeliveryReports,
-    OffsetCommitter,
-)
+from services.common.committers import DeliveryReports, OffsetCommitter
+from services.common.consumer_loop import Committer, ConsumerLoop
 from services.common.dead_letters import DeadLetter, DeadLetterPublisher
 from services.common.failures import Backoff, Retriable, UndeliveredOutput
 from services.common.runtime import StopSignal

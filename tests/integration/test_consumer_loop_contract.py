@@ -14,7 +14,7 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.cimpl import NewTopic
 
 from schemas.dead_letters import DeadLetterHeaders
-from services.common.consumer_loop import DeliveryReports
+from services.common.committers import DeliveryReports
 from services.common.kafka import create_missing_topics, make_consumer, make_producer
 from services.common.settings import KafkaSettings
 from tests.contracts.consumer_loop import Clients, ConsumerLoopContract, LoopBackend

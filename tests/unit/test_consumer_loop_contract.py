@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from schemas.dead_letters import DeadLetterHeaders
-from services.common.consumer_loop import DeliveryReports
+from services.common.committers import DeliveryReports
 from tests.contracts.consumer_loop import Clients, ConsumerLoopContract, LoopBackend
 from tests.unit.kafka_fakes import FakeBroker, FakeConsumer, FakeKafkaProducer
 

@@ -23,7 +23,8 @@ from schemas.dead_letters import DeadLetterHeaders
 from schemas.features import FeatureVector
 from schemas.predictions import Prediction
 from schemas.spec import LabelSpec, ModelSpec, ModelsSpec
-from services.common.consumer_loop import ConsumerLoop, DeliveryReports, Handler, OffsetCommitter
+from services.common.committers import DeliveryReports, OffsetCommitter
+from services.common.consumer_loop import ConsumerLoop, Handler
 from services.common.dead_letters import DeadLetterPublisher
 from services.common.failures import BrokenInvariant, Retriable
 from services.common.runtime import StopSignal

@@ -14,7 +14,7 @@ from services.cli import stack
 from services.cli.bench.scrape import by_label, cpu_seconds, rss_bytes, scrape, total
 from services.cli.supervisor import METRICS_PORTS
 from services.common.kafka import ensure_topics, make_admin
-from services.common.settings import KafkaSettings
+from services.common.settings import KafkaSettings, TopicSettings
 
 SERVICES = stack.CONSUMERS
 """features, model, drift, metrics-sink."""
@@ -37,6 +37,9 @@ class RunningStack:
     port_offset: int
 
     def port(self, service: str) -> int:
+        """The metrics port of ``service`` (``predictor-<i>`` for replica i)."""
+        if service.startswith("predictor-"):
+            return METRICS_PORTS["predictor"] + int(service.split("-")[1]) + self.port_offset
         return METRICS_PORTS[service] + self.port_offset
 
     def pids(self) -> dict[str, int]:
@@ -51,17 +54,21 @@ class RunningStack:
 
 def start_stack(kafka: KafkaSettings, spec: str, prefix: str, home: Path,
                 timeout: float = 180.0, extra_env: dict[str, str] | None = None,
-                ) -> RunningStack:
-    """Create the prefix's topics and start the four consumers until all are healthy;
-    ``extra_env`` adds (or overrides) settings of every service."""
-    ensure_topics(kafka, prefix)
+                predictors: int = 0, partitions: int | None = None) -> RunningStack:
+    """Create the prefix's topics (``partitions`` each where the catalogue has several) and
+    start the four consumers (and ``predictors`` replicas: the scaled layout) until all are
+    healthy; ``extra_env`` adds (or overrides) settings of every service."""
+    ensure_topics(kafka, prefix, topics=TopicSettings(partitions=partitions))
     offset = free_port_offset()
     env = {"STREAMML_TOPIC_PREFIX": prefix, "STREAMML_SPEC": spec,
            "STREAMML_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
            "STREAMML_LOG_LEVEL": "WARNING",
            "F_DATADIR": str(home / "faust-{conf.name}"),  # faust's files, out of the repo
            **(extra_env or {})}
-    plan = stack.plan_stack(home, env, with_producer=False, port_offset=offset)
+    if partitions is not None:
+        env["STREAMML_TOPICS__PARTITIONS"] = str(partitions)
+    plan = stack.plan_stack(home, env, with_producer=False, port_offset=offset,
+                            predictors=predictors)
     stack.up(plan, timeout=timeout)
     return RunningStack(home, prefix, offset)
 

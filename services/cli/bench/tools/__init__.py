@@ -15,6 +15,8 @@ TOOLS: dict[str, tuple[str, str]] = {
     "model": ("model_service", "the model service alone: drain, saturated and paced latency"),
     "model-memory": ("model_memory", "the model service's memory when labels never come"),
     "checkpoint": ("checkpoint", "a full against a delta checkpoint of full stores (no broker)"),
+    "scaled": ("scaled", "predictor replicas against one process on the same stream: "
+                         "accuracy, staleness, CPU per prediction"),
     "snapshot-restore": ("snapshot_restore", "what a model restore reads after an hour of "
                                              "checkpoints"),
 }
