@@ -11,6 +11,7 @@ from confluent_kafka import Consumer
 from schemas.spec import load_spec
 from schemas.topics import TopicName
 from services.common.consumer_service import connect, serve
+from services.common.kafka import make_admin
 from services.common.resume import start_offsets
 from services.common.runtime import StopSignal, configure_logging
 from services.common.transactions import TRANSACTION_TIMEOUT_MS
@@ -18,6 +19,7 @@ from services.model.alignment import AlignedConsumer
 from services.model.checkpoint import TransactionalCheckpointer, load_state, read_checkpoint_chain
 from services.model.estimators import categories_of
 from services.model.handler import ModelHandler, ModelTopics
+from services.model.layout import refuse_beside_predictors
 from services.model.learner import Learner
 from services.model.metrics import ModelMetrics
 from services.model.releases import ReleasePublisher, StalenessMetrics
@@ -49,6 +51,9 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
         producer_overrides={"message.max.bytes": SNAPSHOT_MAX_BYTES,
                             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS},
     )
+    if not scaled:
+        refuse_beside_predictors(make_admin(settings.kafka), settings.group("predictor"),
+                                 settings.topic("features"))
     plumbing.producer.init_transactions(60)
     topics = ModelTopics(
         features=settings.topic(served), labels=settings.topic("labels"),

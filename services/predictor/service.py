@@ -7,10 +7,11 @@ import time
 
 from schemas.spec import load_spec
 from services.common.consumer_service import connect, serve
-from services.common.kafka import make_consumer
+from services.common.kafka import make_admin, make_consumer
 from services.common.runtime import StopSignal, configure_logging
 from services.common.transactions import TransactionCommitter
 from services.model.estimators import categories_of
+from services.model.layout import refuse_beside_one_process
 from services.model.learner import Learner
 from services.predictor.follower import ReleaseFollower
 from services.predictor.handler import PredictorHandler, PredictorTopics
@@ -38,6 +39,8 @@ def run(settings: PredictorSettings, stop: StopSignal) -> int:
                             "heartbeat.interval.ms": max(1000, options.session_timeout_ms // 5)},
         producer_overrides={"transaction.timeout.ms": options.transaction_timeout_ms},
     )
+    refuse_beside_one_process(make_admin(settings.kafka), settings.group("model"),
+                              settings.topic("features"))
     plumbing.producer.init_transactions(60)
     releases = make_consumer(settings.kafka, f"{group}-{options.replica}-releases",
                              **{"fetch.max.bytes": RELEASE_MAX_BYTES,
