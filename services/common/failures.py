@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from confluent_kafka import KafkaError, KafkaException
+
 from services.common.dead_letters import DeadLetter
 
 __all__ = [
@@ -57,8 +59,19 @@ class Backoff:
         return float(min(self.longest, self.first * self.factor ** min(attempt, 64)))
 
 
+FENCED_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                          KafkaError.INVALID_PRODUCER_EPOCH})
+"""A transactional producer fenced by a newer one with the same ``transactional.id``."""
+
+
 def describe_crash(error: BaseException, where: str) -> str:
     """The one line a service logs before it stops on ``error`` while processing ``where``."""
+    if isinstance(error, KafkaException) and error.args and getattr(
+            error.args[0], "code", lambda: None)() in FENCED_CODES:
+        return (f"stopping: fenced while processing {where}: another process started with this "
+                "one's transactional id (two model or drift services of one deployment, or two "
+                "predictor replicas with one STREAMML_PREDICTOR__REPLICA); run one learner per "
+                f"deployment and scale with predictor replicas: {error}")
     if isinstance(error, BrokenInvariant):
         kind = "broken invariant"
     elif isinstance(error, Retriable):

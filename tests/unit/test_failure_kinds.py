@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from prometheus_client import CollectorRegistry, Gauge
 
 from schemas.alerts import DriftAlert
@@ -26,7 +27,7 @@ from schemas.spec import LabelSpec, ModelSpec, ModelsSpec
 from services.common.committers import DeliveryReports, OffsetCommitter
 from services.common.consumer_loop import ConsumerLoop, Handler
 from services.common.dead_letters import DeadLetterPublisher
-from services.common.failures import BrokenInvariant, Retriable
+from services.common.failures import BrokenInvariant, Retriable, describe_crash
 from services.common.runtime import StopSignal
 from services.common.service_metrics import LoopMetrics
 from services.drift.detectors import ErrorStreamMonitor
@@ -290,3 +291,12 @@ def test_model_stops_on_an_estimator_bug_without_committing_or_dead_lettering_th
     assert service.committed("features") is None
     assert service.dead_letters() == []
     assert service.broker.records("predictions") == []
+
+
+def test_a_fenced_producer_is_named_as_such_with_what_to_do() -> None:
+    fenced = KafkaException(KafkaError(KafkaError._FENCED, "producer fenced by a newer instance"))
+    line = describe_crash(fenced, "a commit")
+    assert line.startswith("stopping: fenced while processing a commit: another process started")
+    assert "one learner per deployment" in line
+    other = describe_crash(KafkaException(KafkaError(KafkaError._TIMED_OUT)), "a commit")
+    assert other.startswith("stopping: unexpected error while processing a commit")
