@@ -74,17 +74,21 @@ def scrape_config(
     targets: Mapping[str, int], *, prometheus_port: int, rules_dir: Path | None,
     scrape_interval: str = "5s", host: str = "127.0.0.1",
 ) -> dict[str, Any]:
-    """A Prometheus configuration scraping Prometheus itself and each service (job = its name)
-    on ``host:port``, loading ``rules_dir/*.yml`` when given."""
-    jobs = {NAME: prometheus_port, **targets}
+    """A Prometheus configuration scraping Prometheus itself and each service (job = its name,
+    one job ``predictor`` for the replicas ``predictor-<i>``) on ``host:port``, loading
+    ``rules_dir/*.yml`` when given."""
+    jobs: dict[str, list[int]] = {NAME: [prometheus_port]}
+    for name, port in targets.items():
+        jobs.setdefault(name.split("-")[0] if name.startswith("predictor-") else name,
+                        []).append(port)
     config: dict[str, Any] = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
     }
     if rules_dir is not None:
         config["rule_files"] = [str(rules_dir.resolve() / "*.yml")]
     config["scrape_configs"] = [
-        {"job_name": job, "static_configs": [{"targets": [f"{host}:{port}"]}]}
-        for job, port in jobs.items()
+        {"job_name": job, "static_configs": [{"targets": [f"{host}:{port}" for port in ports]}]}
+        for job, ports in jobs.items()
     ]
     return config
 

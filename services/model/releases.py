@@ -4,9 +4,10 @@ In the scaled layout (``ModelOptions.layout = "learner"``) the model service pub
 models to the compacted ``model-releases`` topic inside its transactions: at start, then at
 most every ``release_interval_seconds`` while it learns, and at once after
 ``release_every_labels`` labels, and every ``release_heartbeat_seconds`` even when it learned
-nothing (a predictor tells a quiet learner from a dead one by the age of its newest release). A
-release is committed with the checkpoint that covers it: a predictor never serves a model the
-learner could lose in a crash.
+nothing (a predictor tells a quiet learner from a dead one by the age of its newest release); a
+model slow to pickle (a forest) is released less often, so that releases take at most
+``release_time_share`` of the learner's time. A release is committed with the checkpoint that
+covers it: a predictor never serves a model the learner could lose in a crash.
 
 Staleness is measured where it is exact: the learner reads each served prediction at the place
 in stream-time order where the one-process service would have predicted it, so the labels it has
@@ -81,8 +82,13 @@ class ReleasePublisher:
 
     def __init__(self, producer: _Producer, topic: str, learner_id: str, interval: float,
                  every_labels: int, heartbeat: float, staleness: StalenessMetrics,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, time_share: float = 0.1,
+                 ) -> None:
+        """``time_share``: at most this share of the learner's time goes to releases (a release
+        that took t seconds is followed by one no sooner than t * (1 - share) / share later)."""
         self._producer = producer
+        self._pause_per_second = (1.0 - time_share) / time_share
+        self._floor = 0.0
         self._topic, self._key = topic, learner_id
         self._interval, self._every, self._heartbeat = interval, every_labels, heartbeat
         self._staleness = staleness
@@ -93,13 +99,14 @@ class ReleasePublisher:
         self.last_size = 0
 
     def due(self, labels_learned: int) -> bool:
-        """Whether a release is due: none yet, new labels and the interval passed,
-        ``every_labels`` new labels, or the heartbeat passed."""
+        """Whether a release is due: none yet; new labels and the interval passed, or
+        ``every_labels`` new labels; or the heartbeat passed. Never sooner than the time share
+        allows after the last one."""
         waited = self._monotonic() - self._last_at
         if labels_learned == self._last_labels:
-            return waited >= self._heartbeat
-        return (self._last_labels < 0 or labels_learned - self._last_labels >= self._every
-                or waited >= self._interval)
+            return waited >= max(self._heartbeat, self._floor)
+        return self._last_labels < 0 or (waited >= self._floor and (
+            labels_learned - self._last_labels >= self._every or waited >= self._interval))
 
     def publish_if_due(self, handler: _Learning) -> bool:
         """Publish a release of ``handler``'s learner if one is :meth:`due`; whether it did."""
@@ -110,9 +117,11 @@ class ReleasePublisher:
 
     def publish(self, learner: Learner, labels_learned: int) -> None:
         """Produce a release of ``learner`` now."""
+        started = self._monotonic()
         value = encode(release_of(learner, self._key, labels_learned))
         self._producer.produce(self._topic, value=value, key=self._key.encode())
         self._last_at, self._last_labels = self._monotonic(), labels_learned
+        self._floor = (self._last_at - started) * self._pause_per_second
         self.published += 1
         self.last_size = len(value)
 

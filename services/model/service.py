@@ -67,6 +67,7 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
         options.release_interval_seconds, options.release_every_labels,
         options.release_heartbeat_seconds,
         StalenessMetrics(metrics.served_labels_behind, metrics.served_release_age),
+        time_share=options.release_time_share,
     ) if scaled else None
     handler = ModelHandler(
         learner, plumbing.producer, topics, plumbing.dead_letters, settings.model, metrics,

@@ -43,13 +43,16 @@ class ModelOptions(BaseModel):
     with River). ``learner``: predictor replicas (``services.predictor``) serve; this service
     learns from what they logged on ``prediction-log`` and publishes its models to
     ``model-releases``."""
-    release_interval_seconds: float = Field(default=1.0, gt=0)
+    release_interval_seconds: float = Field(default=0.2, gt=0)
     """The learner publishes a release at most this often when it learned something ..."""
     release_every_labels: int = Field(default=1000, gt=0)
     """... at once when this many labels were learned since the last one ..."""
     release_heartbeat_seconds: float = Field(default=5.0, gt=0)
     """... and this often when it learned nothing (so a predictor can tell a quiet learner from
     a dead one)."""
+    release_time_share: float = Field(default=0.1, gt=0, le=1)
+    """At most this share of the learner's time goes to releases: a release that took t seconds
+    (pickling a forest) is followed by one no sooner than t * (1 - share) / share later."""
 
 
 class ModelSettings(Settings):

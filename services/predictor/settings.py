@@ -27,8 +27,8 @@ class PredictorOptions(BaseModel):
     max_staleness_seconds: float = Field(default=30.0, gt=0)
     """A replica whose newest release is older than this (the learner publishes one at least
     every ``release_heartbeat_seconds``) says it is stale: metric, ``/health`` and a log line."""
-    release_check_seconds: float = Field(default=0.2, gt=0)
-    """How often the replica looks for a newer release."""
+    release_check_seconds: float = Field(default=0.05, gt=0)
+    """How often the replica looks for a newer release (a poll of its local fetch queue)."""
     commit_interval_seconds: float = Field(default=0.1, gt=0)
     """Transactions commit (predictions become visible to ``read_committed`` readers) this
     often."""

@@ -74,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started_load = load_average()
     with tempfile.TemporaryDirectory(prefix="streamml-scaled-") as scratch:
         home = args.home or Path(scratch)
+        home.mkdir(parents=True, exist_ok=True)
         spec = _spec_file(args.spec, args.estimator, home)
         runs = [_run(kafka, spec, args, predictors, home / f"home-{predictors}")
                 for predictors in counts]
