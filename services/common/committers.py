@@ -25,6 +25,10 @@ class Rewound(Exception):
         self.positions = dict(positions)
 
 
+PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
+"""Delivery errors of the records an aborted transaction discards."""
+
+
 class DeliveryReports:
     """Remembers the producer's failed deliveries; give :meth:`on_delivery` to the producer as
     its ``on_delivery`` setting (a record produced with its own callback is not seen here)."""
@@ -34,8 +38,9 @@ class DeliveryReports:
         self.first_failure = ""
 
     def on_delivery(self, error: KafkaError | None, message: Message) -> None:
-        """librdkafka's delivery report for one record (served by ``poll`` and ``flush``)."""
-        if error is None:
+        """librdkafka's delivery report for one record (served by ``poll`` and ``flush``). A
+        record purged by an aborted transaction was discarded on purpose: not a failure."""
+        if error is None or error.code() in PURGED:
             return
         self.failed += 1
         if not self.first_failure:

@@ -130,12 +130,15 @@ def test_replicas_killed_and_added_and_a_killed_learner_lose_and_double_nothing(
         outcomes, outcome_records = ids_in(
             kafka, f"{prefix}outcomes", outcome_of, EVENTS * MODELS, timeout=240)
         added = replicas.predicted(3)
+        crashed = [replica for replica, process in replicas.processes.items()
+                   if replica != 1 and process.poll() is not None]
     finally:
         replicas.stop_all()
     print(f"\nevents {EVENTS}: predictions {prediction_records} ({len(predictions)} distinct), "
           f"outcomes {outcome_records} ({len(outcomes)} distinct event/model); replica 1 served "
           f"{served_before_kill} before its kill, replica 3 {added} after it was added")
     assert served_before_kill and added, "the killed and the added replica both served"
+    assert not crashed, f"replicas {crashed} stopped (their logs: {tmp_path})"
     assert len(predictions) == EVENTS, "an event got no prediction"
     assert prediction_records == EVENTS, "an event was predicted twice"
     assert len(outcomes) == EVENTS * MODELS, "a label was lost"

@@ -4,10 +4,10 @@ others is read again from where it stopped; nothing is skipped."""
 
 from __future__ import annotations
 
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from services.common.committers import Rewound
+from services.common.committers import DeliveryReports, Rewound
 from services.common.consumer_loop import ConsumerLoop
 from services.common.dead_letters import DeadLetterPublisher
 from services.common.runtime import StopSignal
@@ -91,3 +91,13 @@ def test_after_an_abandoned_commit_the_rest_of_the_batch_is_dropped_and_read_aga
         assert [offset for p, offset in after if p == partition] == list(range(PER_PARTITION))
     assert len(before) == 3
     assert committer.committed == {(TOPIC, 0): PER_PARTITION, (TOPIC, 1): PER_PARTITION}
+
+
+def test_records_purged_by_an_aborted_transaction_are_not_failed_deliveries() -> None:
+    reports, record = DeliveryReports(), Message(topic="predictions", partition=2)
+    reports.on_delivery(KafkaError(KafkaError._PURGE_QUEUE), record)
+    reports.on_delivery(KafkaError(KafkaError._PURGE_INFLIGHT), record)
+    assert reports.failed == 0
+    reports.on_delivery(KafkaError(KafkaError._MSG_TIMED_OUT), record)
+    assert reports.failed == 1
+    assert "predictions[2] was not delivered" in reports.first_failure
