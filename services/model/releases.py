@@ -71,8 +71,9 @@ def models_of(release: ModelRelease) -> list[ServedModel]:
         raise ReleaseRefused("model release written by other library versions: "
                              + "; ".join(problems))
     models = pickle.loads(zlib.decompress(base64.b64decode(release.state)))  # noqa: S301
-    if not isinstance(models, list) or not all(isinstance(m, ServedModel) for m in models):
-        raise ReleaseRefused("model release does not hold a list of models")
+    if (not isinstance(models, list) or not models
+            or not all(isinstance(m, ServedModel) for m in models)):
+        raise ReleaseRefused("model release does not hold a list of models, champion first")
     return models
 
 
