@@ -19,6 +19,11 @@ broker):
 * Anything else is a crash: one line (:func:`~services.common.failures.describe_crash`) naming
   topic, partition and offset, then the error propagates (the process exits non-zero) and
   nothing more is committed, not even when closing the consumer revokes its partitions.
+* Partitions are committed before they are revoked, and messages of theirs still in a poll are
+  dropped (their next owner reads them). A commit that raises
+  :class:`~services.common.committers.Rewound` has sought its partitions back to their last
+  commit: what the loop holds of them is dropped, what it holds of other partitions is sought
+  back to, and all of it is read again.
 * :class:`OffsetCommitter` commits stored offsets only once the producer acknowledged every
   record produced so far (outputs and dead letters): a record still outstanding postpones the
   commit, one whose delivery failed stops the service uncommitted
