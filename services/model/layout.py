@@ -9,18 +9,45 @@ less than its session timeout ago still counts.
 
 from __future__ import annotations
 
+import logging
+import time
+
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from services.common.runtime import StartupError
 
+log = logging.getLogger(__name__)
 DESCRIBE_TIMEOUT_S = 10.0
+RETRY_SECONDS = 30.0
+RETRY_CODES = frozenset({KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+                         KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._TIMED_OUT,
+                         KafkaError._TRANSPORT})
+"""Errors of a coordinator that is moving or loading: asked again."""
 
 
 def assigned_topics(admin: AdminClient, group: str) -> tuple[int, set[str]]:
     """How many members ``group`` has and which topics they are assigned (0 and none when the
-    group does not exist)."""
-    future = admin.describe_consumer_groups([group], request_timeout=DESCRIBE_TIMEOUT_S)[group]
-    description = future.result()
+    group does not exist). A retriable error (a coordinator still loading after a broker start)
+    is asked again for up to :data:`RETRY_SECONDS`; after that the check is skipped with a
+    warning rather than keep the service from starting."""
+    deadline = time.monotonic() + RETRY_SECONDS
+    while True:
+        future = admin.describe_consumer_groups([group], request_timeout=DESCRIBE_TIMEOUT_S)[group]
+        try:
+            description = future.result()
+            break
+        except KafkaException as exception:
+            error = exception.args[0]
+            if error.code() == KafkaError.GROUP_ID_NOT_FOUND:
+                return 0, set()
+            if not error.retriable() and error.code() not in RETRY_CODES:
+                raise
+            if time.monotonic() >= deadline:
+                log.warning("could not see consumer group %s (%s); not checking the layout",
+                            group, error.str())
+                return 0, set()
+            time.sleep(0.5)
     members = list(description.members or [])
     topics = {partition.topic for member in members
               for partition in (member.assignment.topic_partitions or [])}

@@ -140,8 +140,7 @@ def test_generated_config_scrapes_the_planned_ports(tmp_path: Path) -> None:
 def test_generated_config_matches_the_committed_local_config_at_default_ports(
     tmp_path: Path,
 ) -> None:
-    # The committed file scrapes three predictor replicas too (`streamml up --predictors 3`).
-    plan = plan_stack(tmp_path, {}, with_producer=True, monitoring=_options(), predictors=3)
+    plan = plan_stack(tmp_path, {}, with_producer=True, monitoring=_options())
     generated = yaml.safe_load(
         write_config(tmp_path, plan.services, prometheus.PORT, _options()).read_text())
     committed = yaml.safe_load((DEPLOY_DIR / "prometheus.local.yml").read_text())
