@@ -20,6 +20,7 @@ from services.cli import prometheus
 from services.cli.local_kafka.process import alive
 from services.cli.supervisor import (
     METRICS_PORTS,
+    PREDICTOR_PORT,
     SERVICE_MODULES,
     Plan,
     ServicePlan,
@@ -61,7 +62,7 @@ def plan_stack(home: Path, env: dict[str, str], with_producer: bool,
 def predictor_plan(replica: int, env: dict[str, str], port_offset: int = 0) -> ServicePlan:
     """Predictor replica number ``replica``: its own name, port and transactional id."""
     return ServicePlan(f"predictor-{replica}", SERVICE_MODULES["predictor"],
-                       METRICS_PORTS["predictor"] + replica + port_offset,
+                       PREDICTOR_PORT + replica + port_offset,
                        {**env, "STREAMML_PREDICTOR__REPLICA": str(replica)})
 
 

@@ -31,7 +31,8 @@ SERVICE_MODULES = {
     "predictor": "services.predictor",
 }
 METRICS_PORTS = {"producer": 9101, "features": 9102, "model": 9103, "drift": 9104,
-                 "metrics-sink": 9105, "predictor": 9110}
+                 "metrics-sink": 9105}
+PREDICTOR_PORT = 9110
 """Predictor replica ``i`` (``streamml up --predictors N``) listens on ``9110 + i``."""
 GRACE_SECONDS = 15.0
 

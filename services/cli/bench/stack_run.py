@@ -12,7 +12,7 @@ from typing import Any
 
 from services.cli import stack
 from services.cli.bench.scrape import by_label, cpu_seconds, rss_bytes, scrape, total
-from services.cli.supervisor import METRICS_PORTS
+from services.cli.supervisor import METRICS_PORTS, PREDICTOR_PORT
 from services.common.kafka import ensure_topics, make_admin
 from services.common.settings import KafkaSettings, TopicSettings
 
@@ -39,7 +39,7 @@ class RunningStack:
     def port(self, service: str) -> int:
         """The metrics port of ``service`` (``predictor-<i>`` for replica i)."""
         if service.startswith("predictor-"):
-            return METRICS_PORTS["predictor"] + int(service.split("-")[1]) + self.port_offset
+            return PREDICTOR_PORT + int(service.split("-")[1]) + self.port_offset
         return METRICS_PORTS[service] + self.port_offset
 
     def pids(self) -> dict[str, int]:
