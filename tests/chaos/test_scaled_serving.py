@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +80,11 @@ class Replicas:
             process.wait(timeout=30)
 
 
+def served_by(replicas: Replicas, which: tuple[int, ...]) -> float:
+    """Predictions made so far by the replicas ``which``."""
+    return sum(replicas.predicted(replica) or 0 for replica in which)
+
+
 def outcome_of(raw: bytes | None) -> str:
     outcome = decode(Outcome, raw)
     return f"{outcome.event_id}/{outcome.model}"
@@ -115,12 +119,16 @@ def test_replicas_killed_and_added_and_a_killed_learner_lose_and_double_nothing(
         for replica in range(3):
             replicas.start(replica)
         publisher = produce(learner)
-        time.sleep(8)
+        wait_for(lambda: (replicas.predicted(1) or 0) >= 500, timeout=60,
+                 what="replica 1 to serve 500 predictions")
         served_before_kill = replicas.predicted(1)
         replicas.processes[1].kill()
-        time.sleep(4)
+        survivors = served_by(replicas, (0, 2))
+        wait_for(lambda: served_by(replicas, (0, 2)) >= survivors + 1_000, timeout=60,
+                 what="replicas 0 and 2 to serve 1,000 more after the kill")
         replicas.start(3)
-        time.sleep(4)
+        wait_for(lambda: (replicas.predicted(3) or 0) >= 100, timeout=60,
+                 what="the added replica to serve 100 predictions")
         kill_learner(learner)
         output, _ = publisher.communicate(timeout=240)
         assert publisher.returncode == 0, output
