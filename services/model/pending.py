@@ -176,15 +176,20 @@ class BoundedMap(Generic[T]):
             self._journal.append((_PUT, key, value))
         if self._items.pop(key, _MISSING) is not _MISSING:
             self._stale[key] = self._stale.get(key, 0) + 1
+        forgotten: tuple[str, T] | None = None
+        if len(self._items) >= self._capacity:
+            # Room is made before the new item goes in: a reader in another thread (the
+            # ``/metrics`` gauges) never sees more than ``capacity`` items.
+            if not self._items:
+                return key, value  # capacity 0: nothing is kept
+            oldest = self._front()
+            forgotten = oldest, self._items.pop(oldest)
         self._items[key] = value
         self._queue.append(key)
-        if len(self._items) > self._capacity:
-            oldest = self._front()
-            return oldest, self._items.pop(oldest)
         if len(self._queue) > 2 * len(self._items) + 1024:
             self._queue = deque(self._items)
             self._stale.clear()
-        return None
+        return forgotten
 
     def pop(self, key: str) -> T | None:
         if key not in self._items:

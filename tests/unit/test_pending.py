@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 import random
+import sys
+import threading
 from collections import OrderedDict
 from datetime import UTC, datetime
 
@@ -107,6 +109,36 @@ def test_bounded_map_put_refreshes_an_existing_key() -> None:
     seen.put("a", 3)  # "a" is now the newest
     seen.put("c", 4)
     assert seen.items() == [("a", 3), ("c", 4)]
+
+
+def test_a_reader_in_another_thread_never_sees_more_than_capacity() -> None:
+    """The ``/metrics`` gauges read ``len`` from the HTTP thread while the service puts: room is
+    made before an item goes in, so no switch between threads can show capacity + 1."""
+    seen, peak, done = BoundedMap[int](capacity=100), [0], threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], len(seen))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for n in range(100_000):
+            seen.put(f"k{n}", n)
+    finally:
+        done.set()
+        reader.join()
+        sys.setswitchinterval(interval)
+    assert peak[0] == 100
+
+
+def test_a_bounded_map_of_capacity_zero_keeps_nothing() -> None:
+    seen = BoundedMap[int](capacity=0)
+    assert seen.put("a", 1) == ("a", 1)
+    assert len(seen) == 0
+    assert seen.oldest() is None
 
 
 def test_bounded_map_pop_removes_and_returns() -> None:
