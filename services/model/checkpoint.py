@@ -25,7 +25,7 @@ import base64
 import logging
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -183,7 +183,11 @@ class TransactionalCheckpointer:
         max_deltas: int = 1_000,
         delta_budget: float = 1.0,
         offsets: Mapping[str, int] | None = None,
+        before_commit: Callable[[], None] = lambda: None,
     ) -> None:
+        """``before_commit`` is called as a commit begins: what it produces (a model release)
+        goes into the transaction being committed."""
+        self._before_commit = before_commit
         self._producer = producer
         self._consumer = consumer
         self._topic = snapshot_topic
@@ -239,6 +243,7 @@ class TransactionalCheckpointer:
         transaction never outlives the checkpoint interval.
         """
         started = self._last = time.monotonic()
+        self._before_commit()
         if not self._changed():
             return
         revision = self._source.revision

@@ -91,12 +91,8 @@ class ModelHandler:
         self._categories = dict(categories or {})
         self.governor = Governor(learner, promotion or PromotionSpec(), on_concept_drift,
                                  self._publish_model_event, metrics, clock)
-        self._producer = producer
-        self._topics = topics
-        self._dead_letters = dead_letters
-        self._metrics = metrics
-        self._clock = clock
-        self._monotonic = monotonic
+        self._producer, self._topics, self._dead_letters = producer, topics, dead_letters
+        self._metrics, self._clock, self._monotonic = metrics, clock, monotonic
         self._window = learner.label.feedback_window_seconds
         self._learn_at_close = (learner.label.on_timeout == "negative"
                                 and learner.label.learn_at == "window_close")
@@ -134,9 +130,13 @@ class ModelHandler:
             self.governor.on_alert(read_message(DriftAlert, message.value()), self.labels_learned)
         self._release_if_due()
 
-    def _release_if_due(self) -> None:
-        if self._releases is not None and self._releases.publish_if_due(self):
+    def _release_if_due(self, at_commit: bool = False) -> None:
+        if self._releases is not None and self._releases.publish_if_due(self, at_commit):
             self.revision += 1
+
+    def before_commit(self) -> None:
+        """The checkpointer is about to commit: a release due now goes into that transaction."""
+        self._release_if_due(at_commit=True)
 
     def on_idle(self) -> None:
         """Learn waiting labels and close windows by wall-clock time once no feature vector has

@@ -1,13 +1,19 @@
 """Model releases: the learner's models, published for predictor replicas to serve.
 
 In the scaled layout (``ModelOptions.layout = "learner"``) the model service publishes its
-models to the compacted ``model-releases`` topic inside its transactions: at start, then at
-most every ``release_interval_seconds`` while it learns, and at once after
+models to the compacted ``model-releases`` topic inside its transactions: at start, then with
+each commit after which it learned something (just before it, so the release is visible the
+moment the commit is; at most every ``release_interval_seconds``), at once after
 ``release_every_labels`` labels, and every ``release_heartbeat_seconds`` even when it learned
 nothing (a predictor tells a quiet learner from a dead one by the age of its newest release); a
 model slow to pickle (a forest) is released less often, so that releases take at most
 ``release_time_share`` of the learner's time. A release is committed with the checkpoint that
 covers it: a predictor never serves a model the learner could lose in a crash.
+
+How far behind the learner a replica serves is the time from a label's arrival to the replica
+loading a release with it (the replica's commit of the served prediction, the learner's commit,
+the replica's next look: a few tenths of a second) times the rate of labels. A stream whose
+recent labels matter most (elec2) pays for each label behind.
 
 Staleness is measured where it is exact: the learner reads each served prediction at the place
 in stream-time order where the one-process service would have predicted it, so the labels it has
@@ -99,19 +105,20 @@ class ReleasePublisher:
         self.published = 0
         self.last_size = 0
 
-    def due(self, labels_learned: int) -> bool:
-        """Whether a release is due: none yet; new labels and the interval passed, or
-        ``every_labels`` new labels; or the heartbeat passed. Never sooner than the time share
-        allows after the last one."""
+    def due(self, labels_learned: int, at_commit: bool = False) -> bool:
+        """Whether a release is due: none yet; new labels and a commit coming (``at_commit``)
+        once the interval passed, or ``every_labels`` new labels; or the heartbeat passed.
+        Never sooner than the time share allows after the last one."""
         waited = self._monotonic() - self._last_at
         if labels_learned == self._last_labels:
             return waited >= max(self._heartbeat, self._floor)
         return self._last_labels < 0 or (waited >= self._floor and (
-            labels_learned - self._last_labels >= self._every or waited >= self._interval))
+            labels_learned - self._last_labels >= self._every
+            or (at_commit and waited >= self._interval)))
 
-    def publish_if_due(self, handler: _Learning) -> bool:
+    def publish_if_due(self, handler: _Learning, at_commit: bool = False) -> bool:
         """Publish a release of ``handler``'s learner if one is :meth:`due`; whether it did."""
-        if not self.due(handler.labels_learned):
+        if not self.due(handler.labels_learned, at_commit):
             return False
         self.publish(handler.learner, handler.labels_learned)
         return True

@@ -95,10 +95,11 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
 
     checkpointer = TransactionalCheckpointer(
         plumbing.producer, plumbing.consumer, settings.topic("model-snapshots"), learner_id,
-        handler, interval=settings.model.commit_interval_seconds,
+        handler, interval=(options.learner_commit_interval_seconds if scaled
+                           else options.commit_interval_seconds),
         every_labels=settings.model.checkpoint_every_labels,
         time_share=settings.model.checkpoint_time_share, restored=chain,
-        max_deltas=settings.model.checkpoint_max_deltas,
+        max_deltas=settings.model.checkpoint_max_deltas, before_commit=handler.before_commit,
         delta_budget=settings.model.checkpoint_delta_budget, offsets=offsets,
     )
     checkpointer.begin()

@@ -43,8 +43,12 @@ class ModelOptions(BaseModel):
     with River). ``learner``: predictor replicas (``services.predictor``) serve; this service
     learns from what they logged on ``prediction-log`` and publishes its models to
     ``model-releases``."""
-    release_interval_seconds: float = Field(default=0.2, gt=0)
-    """The learner publishes a release at most this often when it learned something ..."""
+    release_interval_seconds: float = Field(default=0.0, ge=0)
+    """The learner publishes a release with its next commit when it learned something since
+    the last one, at most this often (0: with every such commit) ..."""
+    learner_commit_interval_seconds: float = Field(default=0.05, gt=0)
+    """``commit_interval_seconds`` of the learner layout: releases are visible from the commit
+    that carries them, so this bounds how long a learned label waits to reach the replicas."""
     release_every_labels: int = Field(default=1000, gt=0)
     """... at once when this many labels were learned since the last one ..."""
     release_heartbeat_seconds: float = Field(default=5.0, gt=0)

@@ -29,9 +29,9 @@ class PredictorOptions(BaseModel):
     every ``release_heartbeat_seconds``) says it is stale: metric, ``/health`` and a log line."""
     release_check_seconds: float = Field(default=0.05, gt=0)
     """How often the replica looks for a newer release (a poll of its local fetch queue)."""
-    commit_interval_seconds: float = Field(default=0.1, gt=0)
-    """Transactions commit (predictions become visible to ``read_committed`` readers) this
-    often."""
+    commit_interval_seconds: float = Field(default=0.05, gt=0)
+    """Transactions commit (predictions become visible to ``read_committed`` readers, and the
+    learner, which learns a label only once it has read the prediction) this often."""
     transaction_timeout_ms: int = Field(default=10_000, ge=1_000)
     """How long the broker keeps a dead replica's transaction open; until then readers of
     ``predictions`` wait at its first record (and its partitions' next owner at its offsets)."""

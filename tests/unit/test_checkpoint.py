@@ -387,3 +387,23 @@ def test_every_checkpoint_records_and_commits_every_partition_the_state_knows() 
     expected = [{"features:0": read, "labels:0": 80, "drift-alerts:0": 0} for read in (130, 140)]
     assert written == expected
     assert wire.sent == expected  # the group's offsets always equal the newest checkpoint's
+
+
+def test_what_before_commit_produces_is_in_the_transaction_it_commits() -> None:
+    """A model release produced as a commit begins is committed with that checkpoint, and its
+    change alone (a heartbeat release with nothing else new) is enough to commit."""
+    wire, source = _Transactions(_Clock()), _Source()
+    commits_seen: list[int] = []
+
+    def release() -> None:
+        commits_seen.append(wire.commits)
+        wire.produce("releases", b"release", b"models")
+        source.revision += 1
+
+    checkpointer = TransactionalCheckpointer(wire, wire, "snapshots", "m", source,  # type: ignore[arg-type]
+                                             before_commit=release)
+    checkpointer.commit()
+    assert commits_seen == [0]
+    assert wire.commits == 1
+    assert [key for key, _ in wire.produced] == ["release", "m"]
+    assert checkpointer.checkpoints == 1

@@ -155,13 +155,27 @@ def test_publish_produces_the_release_keyed_by_the_learner_id() -> None:
     assert releases.publisher.last_size == len(record.value)
 
 
-def test_new_labels_are_released_once_the_interval_passed() -> None:
+def test_new_labels_are_released_with_a_commit_once_the_interval_passed() -> None:
     releases = Releases()
     releases.publisher.publish(tiny_learner(), 10)
     releases.monotonic.advance(INTERVAL - 0.1)
-    assert not releases.publisher.due(11)
+    assert not releases.publisher.due(11, at_commit=True)
     releases.monotonic.advance(0.1)
-    assert releases.publisher.due(11)
+    assert releases.publisher.due(11, at_commit=True)
+    # Between commits a release would wait in the open transaction: it goes out with the next.
+    assert not releases.publisher.due(11)
+
+
+def test_with_no_interval_every_commit_after_new_labels_releases() -> None:
+    monotonic = ManualMonotonic()
+    publisher = ReleasePublisher(FakeProducer(), RELEASES, LEARNER, interval=0.0,
+                                 every_labels=EVERY, heartbeat=HEARTBEAT,
+                                 staleness=staleness(CollectorRegistry()), monotonic=monotonic)
+    handler = Learning(tiny_learner(), 10)
+    assert publisher.publish_if_due(handler, at_commit=True)
+    assert not publisher.publish_if_due(handler, at_commit=True)  # nothing new learned
+    handler.labels_learned = 11
+    assert publisher.publish_if_due(handler, at_commit=True)
 
 
 def test_every_labels_new_labels_are_released_at_once() -> None:
