@@ -22,6 +22,7 @@ from services.cli import prometheus, stack
 from services.cli.bench.command import add_bench_arguments, run_bench
 from services.cli.bench.tools import TOOLS, tool_main
 from services.cli.evaluate_drift import add_parser as add_evaluate_drift_parser
+from services.cli.evaluate_estimate import add_parser as add_evaluate_estimate_parser
 from services.cli.local_kafka import BrokerError, BrokerPaths, LocalBroker
 from services.cli.local_kafka.command import add_kafka_arguments, run_kafka_command
 from services.cli.local_kafka.fetch import FetchError
@@ -330,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     add_evaluate_drift_parser(commands)
+    add_evaluate_estimate_parser(commands)
     return parser
 
 

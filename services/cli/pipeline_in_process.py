@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -56,7 +56,7 @@ from services.producer.scenarios.base import KnowsGroundTruth, Scenario
 from services.producer.stream import stream_scenario
 
 
-class _Handler(Protocol):
+class Observer(Protocol):
     def handle(self, message: Message) -> None: ...
 
 
@@ -92,11 +92,11 @@ class LocalBus:
 
     def __init__(self) -> None:
         self._queue: deque[tuple[str, bytes | None, bytes | None]] = deque()
-        self._subscribers: dict[str, list[tuple[str, _Handler]]] = {}
+        self._subscribers: dict[str, list[tuple[str, Observer]]] = {}
         self._offsets: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()
 
-    def subscribe(self, topic: str, service: str, handler: _Handler) -> None:
+    def subscribe(self, topic: str, service: str, handler: Observer) -> None:
         """Deliver ``topic`` to ``handler`` (of ``service``), after earlier subscribers."""
         self._subscribers.setdefault(topic, []).append((service, handler))
 
@@ -205,9 +205,11 @@ class InProcessRun:
 
 def run_in_process(
     spec: PipelineSpec, scenario: Scenario, events: int, rate: float, start: datetime,
+    observers: Sequence[tuple[str, Observer]] = (),
 ) -> InProcessRun:
     """Stream ``events`` events of ``scenario`` at ``rate`` events/s of event time (from
-    ``start``) through the features, model and drift logic of ``spec``; return the alerts."""
+    ``start``) through the features, model and drift logic of ``spec``; return the alerts.
+    ``observers``: (topic, handler) pairs that also read a topic, after the services."""
     if not isinstance(scenario, KnowsGroundTruth):
         raise ValueError(f"scenario '{scenario.spec_name}' has no ground truth to score against")
     began = time.perf_counter()
@@ -232,6 +234,8 @@ def run_in_process(
         bus.subscribe(topic, "drift", drift)
     bus.subscribe("drift-alerts", "evaluation", recorder)
     bus.subscribe("model-events", "evaluation", recorder)
+    for topic, observer in observers:
+        bus.subscribe(topic, "evaluation", observer)
 
     stream_scenario(scenario, publisher, rate, StopSignal(), max_events=events,
                     start_time=start, clock=clock)

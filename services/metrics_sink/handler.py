@@ -14,6 +14,7 @@ from schemas.dead_letters import DeadLetterHeaders
 from schemas.model_events import ModelEvent
 from schemas.predictions import Outcome, Prediction
 from services.common.dead_letters import DeadLetter
+from services.metrics_sink.estimate import AccuracyEstimate, confidence_of, outcome_confidence
 from services.metrics_sink.metrics import SinkMetrics
 from services.metrics_sink.quality import ModelQuality
 
@@ -45,6 +46,8 @@ class SinkHandler:
         self._metrics = metrics
         self._roc_auc_every = roc_auc_every
         self.quality: defaultdict[str, ModelQuality] = defaultdict(lambda: ModelQuality(window))
+        self.estimates: dict[str, AccuracyEstimate] = {}
+        """Per model that predicts on ``predictions``: its predictions waiting for labels."""
 
     def handle(self, message: Message) -> None:
         """Update the metrics for one message of any of the four topics."""
@@ -75,6 +78,18 @@ class SinkHandler:
         self._metrics.predictions(model=prediction.model, version=version).inc()
         latency = (prediction.predicted_at - prediction.event_time).total_seconds()
         self._metrics.event_to_prediction(model=prediction.model).observe(max(0.0, latency))
+        confidence = confidence_of(prediction)
+        if confidence is not None:
+            self._estimate(prediction.model).predicted(prediction.event_id, confidence)
+
+    def _estimate(self, model: str) -> AccuracyEstimate:
+        estimate = self.estimates.get(model)
+        if estimate is None:
+            estimate = self.estimates[model] = AccuracyEstimate()
+            self._metrics.estimated_accuracy.labels(model=model).set_function(estimate.estimate)
+            self._metrics.estimate_waiting.labels(model=model).set_function(
+                lambda: len(estimate))
+        return estimate
 
     def _on_outcome(self, outcome: Outcome) -> None:
         self._metrics.outcomes(
@@ -85,6 +100,9 @@ class SinkHandler:
         model = outcome.model
         quality = self.quality[model]
         quality.observe(outcome)
+        estimate = self.estimates.get(model)
+        if estimate is not None and outcome.correct is not None:
+            estimate.resolved(outcome.event_id, outcome.correct, outcome_confidence(outcome))
         self._metrics.label_coverage(model=model).set(quality.label_coverage.mean)
         if outcome.correct is not None:
             self._metrics.rolling_accuracy(model=model).set(quality.accuracy.mean)

@@ -41,6 +41,18 @@ class SinkMetrics:
             "streamml_rolling_accuracy_ratio: what the model must beat.", ["model"],
             registry=registry,
         ))
+        self.estimated_accuracy = Gauge(
+            "streamml_estimated_accuracy_ratio",
+            "Accuracy expected of the champion's predictions still waiting for their labels, "
+            "from the confidence of each and how often answers of that confidence were right "
+            "lately (blind to concept drift: see the README).", ["model"], registry=registry,
+        )
+        """Read when scraped (``set_function`` per model); NaN while nothing waits."""
+        self.estimate_waiting = Gauge(
+            "streamml_estimated_accuracy_waiting",
+            "Predictions the estimated accuracy covers: made, with a confidence, and without "
+            "an outcome yet.", ["model"], registry=registry,
+        )
         self.rolling_log_loss = labelled(Gauge(
             "streamml_rolling_log_loss",
             "Mean log loss (natural log, probability of the observed class clipped at 1e-15) "

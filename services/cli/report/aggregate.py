@@ -28,6 +28,7 @@ from services.cli.report.axis import (
     choose_axis,
     nice_count,
 )
+from services.cli.report.estimate import estimated_accuracy
 from services.cli.report.records import RunRecords
 from services.cli.report.stats import Histogram, Percentiles, histogram, nice_bucket_seconds
 
@@ -134,6 +135,9 @@ class RunSummary:
     axis: AxisKind = "event_time"
     axis_span: float = 0.0
     bucket: float = 1.0
+    estimated: tuple[tuple[float, float], ...] = ()
+    """(bucket start, mean accuracy the sink estimated for the champion's predictions of that
+    bucket when they were made, before their labels came)."""
 
 
 def summarise(records: RunRecords, bucket_seconds: float | None = None,
@@ -157,10 +161,12 @@ def summarise(records: RunRecords, bucket_seconds: float | None = None,
     champions = [p for p in records.predictions if p.role == "champion"]
     places = _Places(records, origin, kind, span, width, bucket_seconds)
     accuracy: dict[str, tuple[AccuracyPoint, ...]] = {}
+    estimated: tuple[tuple[float, float], ...] = ()
     latency: tuple[LatencyPoint, ...] = ()
     phases: tuple[PhaseBand, ...] = ()
     if origin is not None:
         accuracy = _accuracy(records.outcomes, places.of_outcome, places.bucket)
+        estimated = estimated_accuracy(records, places.of_prediction, places.bucket)
         latency = _latency(champions, places.of_prediction, places.bucket)
         phases = _phase_bands(truth, places.at) if truth is not None else ()
     return RunSummary(
@@ -181,7 +187,7 @@ def summarise(records: RunRecords, bucket_seconds: float | None = None,
         dead_letters=dead_letter_counts(records),
         unreadable=dict(sorted(records.unreadable.items())),
         phases=phases,
-        axis=kind, axis_span=places.span, bucket=places.bucket,
+        axis=kind, axis_span=places.span, bucket=places.bucket, estimated=estimated,
     )
 
 

@@ -92,7 +92,10 @@ def render_charts(summary: RunSummary, folder: Path) -> list[Chart]:
                             f"Share of judged outcomes that were right, per model, in "
                             f"{bucket_words(summary)}. Vertical lines: drift alerts at the "
                             "event they fired on (dashed or dotted, by kind), and model events "
-                            "at the latest event learned when they happened."))
+                            "at the latest event learned when they happened. Dashed grey: "
+                            "the accuracy the metrics sink estimated for the champion's "
+                            "predictions when they were made, before their labels came (from "
+                            "their confidence; blind to concept drift)."))
     if summary.latency:
         charts.append(_save(folder, "latency.png", (11, 6.0), _draw_latency, summary,
                             "Latency over time",
@@ -134,6 +137,10 @@ def _draw_accuracy(figure: Figure, summary: RunSummary) -> None:
     for model, points in summary.accuracy.items():
         axes.plot([(point.start + half) / divisor for point in points],
                   [point.accuracy for point in points], marker=".", linewidth=1.6, label=model)
+    if summary.estimated:
+        axes.plot([(start + half) / divisor for start, _ in summary.estimated],
+                  [value for _, value in summary.estimated], linestyle="--", linewidth=1.2,
+                  color="#444444", label="champion, estimated before its labels came")
     for marker in summary.markers:
         if marker.at is None:
             continue
