@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from schemas.spec import SpecError, builtin_specs, load_spec, resolve_spec_path
 from services.cli import prometheus, stack
+from services.cli.backtest import add_parser as add_backtest_parser
 from services.cli.bench.command import add_bench_arguments, run_bench
 from services.cli.bench.tools import TOOLS, tool_main
 from services.cli.evaluate_drift import add_parser as add_evaluate_drift_parser
@@ -332,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_evaluate_drift_parser(commands)
     add_evaluate_estimate_parser(commands)
+    add_backtest_parser(commands)
     return parser
 
 

@@ -203,6 +203,47 @@ class InProcessRun:
     wall_seconds: float
 
 
+@dataclass
+class InProcessPipeline:
+    """The features, model and drift logic of ``spec`` wired onto one :class:`LocalBus`, on a
+    :class:`VirtualClock`; alerts and model events recorded, ``observers`` (topic, handler)
+    reading after the services."""
+
+    bus: LocalBus
+    clock: VirtualClock
+    publisher: _Publisher
+    recorder: _Recorder
+    model: ModelHandler
+
+    @classmethod
+    def wire(cls, spec: PipelineSpec, entity_key: str, start: datetime,
+             observers: Sequence[tuple[str, Observer]] = ()) -> InProcessPipeline:
+        clock, bus = VirtualClock(start), LocalBus()
+        publisher = _Publisher(bus, entity_key)
+        recorder = _Recorder(clock, lambda: publisher.events, [], Counter())
+        model = ModelHandler(
+            Learner(spec.models, spec.label), bus,
+            ModelTopics(features="features", labels="labels", predictions="predictions",
+                        outcomes="outcomes"),
+            DeadLetterPublisher(bus, "dead-letters", "model"), ModelOptions(),
+            ModelMetrics(CollectorRegistry()), clock=clock.now, monotonic=clock.monotonic,
+            promotion=spec.models.promotion, on_concept_drift=spec.models.on_concept_drift,
+            categories=categories_of(spec),
+        )
+        drift = DriftHandler(spec, bus, "drift-alerts", DriftMetrics(CollectorRegistry()),
+                             clock=clock.now)
+        bus.subscribe("events", "features", _Features(spec, bus, clock.now))
+        for topic in ("features", "labels", "drift-alerts"):
+            bus.subscribe(topic, "model", model)
+        for topic in ("features", "outcomes"):
+            bus.subscribe(topic, "drift", drift)
+        bus.subscribe("drift-alerts", "evaluation", recorder)
+        bus.subscribe("model-events", "evaluation", recorder)
+        for topic, observer in observers:
+            bus.subscribe(topic, "evaluation", observer)
+        return cls(bus, clock, publisher, recorder, model)
+
+
 def run_in_process(
     spec: PipelineSpec, scenario: Scenario, events: int, rate: float, start: datetime,
     observers: Sequence[tuple[str, Observer]] = (),
@@ -213,34 +254,12 @@ def run_in_process(
     if not isinstance(scenario, KnowsGroundTruth):
         raise ValueError(f"scenario '{scenario.spec_name}' has no ground truth to score against")
     began = time.perf_counter()
-    clock, bus = VirtualClock(start), LocalBus()
-    publisher = _Publisher(bus, scenario.entity_key)
-    recorder = _Recorder(clock, lambda: publisher.events, [], Counter())
-    model = ModelHandler(
-        Learner(spec.models, spec.label), bus,
-        ModelTopics(features="features", labels="labels", predictions="predictions",
-                    outcomes="outcomes"),
-        DeadLetterPublisher(bus, "dead-letters", "model"), ModelOptions(),
-        ModelMetrics(CollectorRegistry()), clock=clock.now, monotonic=clock.monotonic,
-        promotion=spec.models.promotion, on_concept_drift=spec.models.on_concept_drift,
-        categories=categories_of(spec),
-    )
-    drift = DriftHandler(spec, bus, "drift-alerts", DriftMetrics(CollectorRegistry()),
-                         clock=clock.now)
-    bus.subscribe("events", "features", _Features(spec, bus, clock.now))
-    for topic in ("features", "labels", "drift-alerts"):
-        bus.subscribe(topic, "model", model)
-    for topic in ("features", "outcomes"):
-        bus.subscribe(topic, "drift", drift)
-    bus.subscribe("drift-alerts", "evaluation", recorder)
-    bus.subscribe("model-events", "evaluation", recorder)
-    for topic, observer in observers:
-        bus.subscribe(topic, "evaluation", observer)
-
-    stream_scenario(scenario, publisher, rate, StopSignal(), max_events=events,
-                    start_time=start, clock=clock)
+    pipeline = InProcessPipeline.wire(spec, scenario.entity_key, start, observers)
+    stream_scenario(scenario, pipeline.publisher, rate, StopSignal(), max_events=events,
+                    start_time=start, clock=pipeline.clock)
     return InProcessRun(
-        truth=scenario.ground_truth(start, 1.0 / rate), events=publisher.events,
-        labels=publisher.labels, alerts=recorder.alerts, model_events=dict(recorder.model_events),
-        dead_letters=dict(bus.dead_letters), wall_seconds=time.perf_counter() - began,
+        truth=scenario.ground_truth(start, 1.0 / rate), events=pipeline.publisher.events,
+        labels=pipeline.publisher.labels, alerts=pipeline.recorder.alerts,
+        model_events=dict(pipeline.recorder.model_events),
+        dead_letters=dict(pipeline.bus.dead_letters), wall_seconds=time.perf_counter() - began,
     )

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from schemas.alerts import DriftAlert
 from schemas.codec import ContractError, decode
 from schemas.dead_letters import DeadLetterHeaders
+from schemas.events import Event, Label
 from schemas.model_events import ModelEvent
 from schemas.predictions import Outcome, Prediction
 from schemas.topics import TopicName
@@ -35,10 +36,12 @@ REPORT_TOPICS: tuple[TopicName, ...] = (
 
 
 def read_run(kafka: KafkaSettings, prefix: str, since: datetime | None = None,
-             timeout: float = 120.0) -> RunRecords:
+             timeout: float = 120.0,
+             topics: tuple[TopicName, ...] = REPORT_TOPICS) -> RunRecords:
     """Every message of the run's topics under ``prefix``, decoded into :class:`RunRecords`.
 
-    ``since`` skips messages whose Kafka timestamp is older. A topic missing from the cluster
+    ``since`` skips messages whose Kafka timestamp is older. ``topics``: the run topics read
+    (``events`` and ``labels`` can be added). A topic missing from the cluster
     counts as empty. Passing broker trouble (a leader moving, a broker restarting) is waited
     out. :class:`ReportError` is raised if no run topic exists, or if the topics cannot be read
     to their end within ``timeout`` seconds (with the last error seen).
@@ -47,7 +50,7 @@ def read_run(kafka: KafkaSettings, prefix: str, since: datetime | None = None,
     consumer = make_consumer(kafka, f"{prefix}streamml-report-{uuid.uuid4().hex[:8]}",
                              **{"enable.partition.eof": True})
     try:
-        marks = _watermarks(consumer, prefix, deadline)
+        marks = _watermarks(consumer, prefix, deadline, topics)
         starts = ({tp: low for tp, (low, _) in marks.items()} if since is None
                   else _offsets_since(consumer, list(marks), since, deadline))
         pending = {tp: high for tp, (_, high) in marks.items() if starts[tp] < high}
@@ -69,11 +72,11 @@ def read_run(kafka: KafkaSettings, prefix: str, since: datetime | None = None,
         consumer.close()
 
 
-def _watermarks(consumer: Consumer, prefix: str,
-                deadline: float) -> dict[tuple[str, int], tuple[int, int]]:
+def _watermarks(consumer: Consumer, prefix: str, deadline: float,
+                topics: tuple[TopicName, ...]) -> dict[tuple[str, int], tuple[int, int]]:
     """Low and high watermark of every partition of the run topics that exist."""
     listed = _retrying(lambda: consumer.list_topics(timeout=_left(deadline)).topics, deadline)
-    names = [f"{prefix}{name}" for name in REPORT_TOPICS if f"{prefix}{name}" in listed]
+    names = [f"{prefix}{name}" for name in topics if f"{prefix}{name}" in listed]
     if not names:
         raise ReportError(f"no run topics under prefix '{prefix}' (looked for "
                           f"{prefix}predictions, {prefix}outcomes, ...); is the prefix right?")
@@ -162,6 +165,10 @@ def _record(message: Message, topic: str, prefix: str, records: RunRecords) -> N
             records.model_events.append(decode(ModelEvent, message.value()))
         elif topic == "dead-letters":
             records.dead_letters.append(_dead_letter(message, prefix))
+        elif topic == "events":
+            records.events.append(decode(Event, message.value()))
+        elif topic == "labels":
+            records.labels.append(decode(Label, message.value()))
     except ContractError:
         records.unreadable[topic] = records.unreadable.get(topic, 0) + 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from schemas.alerts import DriftAlert
+from schemas.events import Event, Label
 from schemas.model_events import ModelEvent
 from schemas.predictions import Outcome, Prediction
 
@@ -43,3 +44,6 @@ class RunRecords:
     model_events: list[ModelEvent] = field(default_factory=list)
     dead_letters: list[DeadLetterRecord] = field(default_factory=list)
     unreadable: dict[str, int] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    """Read only when asked for (a backtest replays them)."""
+    labels: list[Label] = field(default_factory=list)
