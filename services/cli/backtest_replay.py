@@ -34,6 +34,8 @@ from services.cli.pipeline_in_process import InProcessPipeline
 from services.model.settings import ModelOptions
 
 LOG_LOSS_FLOOR = 1e-15
+EXACT_BELOW = 200
+"""McNemar's test is the exact binomial below this many discordant pairs."""
 
 
 @dataclass
@@ -152,7 +154,9 @@ def compare(recorded: list[Outcome], recorded_alerts: list[DriftAlert],
     if judged:
         only_recorded = sum(1 for a, b in judged if a and not b)
         only_candidate = sum(1 for a, b in judged if b and not a)
-        return Comparison(left, right, len(pairs), "McNemar (exact below 200 discordant pairs)",
+        exact = only_recorded + only_candidate < EXACT_BELOW
+        return Comparison(left, right, len(pairs),
+                          "McNemar (exact)" if exact else "McNemar (chi-square)",
                           {"only_recorded_right": only_recorded,
                            "only_candidate_right": only_candidate},
                           mcnemar_p(only_recorded, only_candidate))
@@ -170,7 +174,7 @@ def mcnemar_p(b: int, c: int) -> float | None:
     n = b + c
     if n == 0:
         return None
-    if n < 200:
+    if n < EXACT_BELOW:
         tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2.0 ** n
         return min(1.0, 2.0 * tail)
     chi2 = (abs(b - c) - 1) ** 2 / n
