@@ -144,6 +144,9 @@ class PipelineSpec(ClosedSpec):
                     f"source: entity and entity_columns must give exactly the entity keys "
                     f"{list(self.entity_keys)}, got {sorted(given)}"
                 )
+        if self.models.task == "anomaly" and self.label.type != "binary":
+            raise ValueError("models.task = 'anomaly' needs a binary label (1: a confirmed "
+                             f"incident), got label.type = '{self.label.type}'")
         model_names = [self.models.champion.name, *(m.name for m in self.models.challengers)]
         if len(set(model_names)) != len(model_names):
             raise ValueError(f"model names must be unique, got {model_names}")

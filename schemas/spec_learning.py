@@ -82,6 +82,16 @@ class PromotionSpec(ClosedSpec):
     alpha: float = Field(default=1e-5, gt=0, lt=0.5)
 
 
+class AnomalySpec(ClosedSpec):
+    """How an anomaly model's scores become flags: a score above the ``quantile`` of the last
+    ``window`` scores (its own, before it) flags the event; none is flagged before ``warmup``
+    scores have been seen."""
+
+    quantile: float = Field(default=0.99, gt=0, lt=1)
+    window: int = Field(default=2000, ge=10)
+    warmup: int = Field(default=500, ge=0)
+
+
 class ModelsSpec(ClosedSpec):
     """The champion that serves predictions and the challengers that learn in its shadow.
 
@@ -94,3 +104,9 @@ class ModelsSpec(ClosedSpec):
     challengers: tuple[ModelSpec, ...] = ()
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
     on_concept_drift: Literal["none", "add_challenger", "reset_champion"] = "none"
+    task: Literal["classify", "anomaly"] = "classify"
+    """``classify`` (or regress, by the label's type): the models learn from labels.
+    ``anomaly``: the models are River anomaly detectors (``anomaly.HalfSpaceTrees``, ...) that
+    score every event and learn from it at once, without labels; the prediction is whether the
+    score passes the ``anomaly`` rule, and labels (confirmed incidents, binary) only judge it."""
+    anomaly: AnomalySpec = Field(default_factory=AnomalySpec)

@@ -22,6 +22,7 @@ from services.cli import prometheus, stack
 from services.cli.backtest import add_parser as add_backtest_parser
 from services.cli.bench.command import add_bench_arguments, run_bench
 from services.cli.bench.tools import TOOLS, tool_main
+from services.cli.evaluate_anomaly import add_parser as add_evaluate_anomaly_parser
 from services.cli.evaluate_drift import add_parser as add_evaluate_drift_parser
 from services.cli.evaluate_estimate import add_parser as add_evaluate_estimate_parser
 from services.cli.local_kafka import BrokerError, BrokerPaths, LocalBroker
@@ -333,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_evaluate_drift_parser(commands)
     add_evaluate_estimate_parser(commands)
+    add_evaluate_anomaly_parser(commands)
     add_backtest_parser(commands)
     return parser
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 
 from confluent_kafka import Message
 from pydantic import ValidationError
@@ -17,6 +18,7 @@ from services.common.dead_letters import DeadLetter
 from services.metrics_sink.estimate import AccuracyEstimate, confidence_of, outcome_confidence
 from services.metrics_sink.metrics import SinkMetrics
 from services.metrics_sink.quality import ModelQuality
+from services.metrics_sink.scores import QUANTILES, ScoreWindow
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class SinkHandler:
         self._roc_auc_every = roc_auc_every
         self.quality: defaultdict[str, ModelQuality] = defaultdict(lambda: ModelQuality(window))
         self.estimates: dict[str, AccuracyEstimate] = {}
+        self.scores: dict[str, ScoreWindow] = {}
+        self._window = window
         """Per model that predicts on ``predictions``: its predictions waiting for labels."""
 
     def handle(self, message: Message) -> None:
@@ -78,9 +82,20 @@ class SinkHandler:
         self._metrics.predictions(model=prediction.model, version=version).inc()
         latency = (prediction.predicted_at - prediction.event_time).total_seconds()
         self._metrics.event_to_prediction(model=prediction.model).observe(max(0.0, latency))
+        self._scores(prediction.model).observe(prediction)
         confidence = confidence_of(prediction)
         if confidence is not None:
             self._estimate(prediction.model).predicted(prediction.event_id, confidence)
+
+    def _scores(self, model: str) -> ScoreWindow:
+        scores = self.scores.get(model)
+        if scores is None:
+            scores = self.scores[model] = ScoreWindow(self._window)
+            for q in QUANTILES:
+                self._metrics.score_quantile.labels(model=model, quantile=str(q)).set_function(
+                    partial(scores.quantile, q))
+            self._metrics.positive_share.labels(model=model).set_function(scores.positive_share)
+        return scores
 
     def _estimate(self, model: str) -> AccuracyEstimate:
         estimate = self.estimates.get(model)
@@ -109,6 +124,10 @@ class SinkHandler:
             self._metrics.majority_baseline(model=model).set(quality.majority.share)
         if outcome.label_probability is not None:
             self._metrics.rolling_log_loss(model=model).set(quality.log_loss.mean)
+        if len(quality.precision):
+            self._metrics.rolling_precision(model=model).set(quality.precision.mean)
+        if len(quality.recall):
+            self._metrics.rolling_recall(model=model).set(quality.recall.mean)
         if len(quality.absolute_error):
             self._metrics.rolling_mae(model=model).set(quality.mae)
             self._metrics.rolling_rmse(model=model).set(quality.rmse)

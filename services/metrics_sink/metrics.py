@@ -53,6 +53,26 @@ class SinkMetrics:
             "Predictions the estimated accuracy covers: made, with a confidence, and without "
             "an outcome yet.", ["model"], registry=registry,
         )
+        self.rolling_precision = labelled(Gauge(
+            "streamml_rolling_precision_ratio",
+            "Binary outcomes: share of a model's last predicted positives (an anomaly model's "
+            "flags) whose label was positive.", ["model"], registry=registry,
+        ))
+        self.rolling_recall = labelled(Gauge(
+            "streamml_rolling_recall_ratio",
+            "Binary outcomes: share of a model's last positive labels (confirmed incidents) it "
+            "had predicted positive (flagged).", ["model"], registry=registry,
+        ))
+        self.score_quantile = Gauge(
+            "streamml_prediction_score_quantile",
+            "Quantiles of the champion's last scores (an anomaly score, or the positive-class "
+            "probability), computed when scraped.", ["model", "quantile"], registry=registry,
+        )
+        self.positive_share = Gauge(
+            "streamml_positive_prediction_ratio",
+            "Share of the champion's last yes/no predictions that were yes (flagged as "
+            "anomalies, for an anomaly model).", ["model"], registry=registry,
+        )
         self.rolling_log_loss = labelled(Gauge(
             "streamml_rolling_log_loss",
             "Mean log loss (natural log, probability of the observed class clipped at 1e-15) "

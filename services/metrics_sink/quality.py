@@ -9,6 +9,9 @@ Every window holds the model's last ``size`` outcomes that the measure applies t
 - log loss: outcomes with a ``label_probability`` (classification, something predicted),
   ``-ln p`` with ``p`` clipped to ``[1e-15, 1]``;
 - ROC AUC: binary outcomes (a bool label) with a score, the positive-class probability;
+- precision and recall: binary outcomes with a yes/no prediction (an anomaly model's flag);
+  precision over the last ``size`` predicted positive, recall over the last ``size`` labelled
+  positive;
 - MAE and RMSE: regression outcomes (numeric label and prediction, no verdict), on
   ``label - prediction``.
 
@@ -57,6 +60,8 @@ class ModelQuality:
         self.roc_auc = RollingRocAuc(size)
         self.absolute_error = RollingMean(size)
         self.squared_error = RollingMean(size)
+        self.precision = RollingMean(size)
+        self.recall = RollingMean(size)
 
     def observe(self, outcome: Outcome) -> None:
         """Add ``outcome`` to every window it applies to (the ROC AUC waits for a refresh)."""
@@ -68,6 +73,11 @@ class ModelQuality:
             self.log_loss.update(log_loss(outcome.label_probability))
         if isinstance(outcome.label, bool) and outcome.score is not None:
             self.roc_auc.update(outcome.score, outcome.label)
+        if isinstance(outcome.label, bool) and isinstance(outcome.prediction, bool):
+            if outcome.prediction:
+                self.precision.update(1.0 if outcome.label else 0.0)
+            if outcome.label:
+                self.recall.update(1.0 if outcome.prediction else 0.0)
         error = regression_error(outcome)
         if error is not None:
             self.absolute_error.update(abs(error))
@@ -91,6 +101,8 @@ class ModelQuality:
             "majority_baseline": (len(self.majority), self.majority.share),
             "log_loss": (len(self.log_loss), self.log_loss.mean),
             "roc_auc": (len(self.roc_auc), self.roc_auc.value),
+            "precision": (len(self.precision), self.precision.mean),
+            "recall": (len(self.recall), self.recall.mean),
             "mae": (len(self.absolute_error), self.mae),
             "rmse": (len(self.squared_error), self.rmse),
         }

@@ -44,6 +44,10 @@ class ServedModel:
     spec: ModelSpec
     version: int = 1
     role: Literal["champion", "challenger"] = "champion"
+    threshold: Any = None
+    """Anomaly task: the rolling quantile of its recent scores (River ``RollingQuantile``)."""
+    scored: int = 0
+    """Anomaly task: events scored so far."""
 
 
 class Learner:
@@ -55,6 +59,8 @@ class Learner:
 
     def __init__(self, models: ModelsSpec, label: LabelSpec) -> None:
         self.label = label
+        self.task = models.task
+        self.anomaly = models.anomaly
         if label.on_timeout == "negative":
             try:
                 self.normalise_label(label.negative_value)
@@ -160,6 +166,8 @@ class Learner:
         >>> round(binary.label_probability(False, 0.8, None), 6)
         0.2
         """
+        if self.task == "anomaly":
+            return None  # an anomaly score is no probability
         if self.label.type == "binary":
             if score is None:
                 return None
@@ -177,11 +185,32 @@ class Learner:
         return [self._predict_one(model, x) for model in self.models]
 
     def learn(self, x: dict[str, float], y: bool | int | float | str) -> None:
-        """Every model learns ``(x, y)`` once."""
+        """Every model learns ``(x, y)`` once (anomaly detectors learned ``x`` when they scored
+        it, and learn nothing from labels)."""
+        if self.task == "anomaly":
+            return
         for model in self.models:
             model.estimator.learn_one(x, y)
 
+    def _score_one(self, model: ServedModel, x: dict[str, float]) -> ModelPrediction:
+        """Anomaly task: score ``x``, flag it against the rolling quantile of the scores before
+        it, then learn it (unsupervised, once: this is the only time ``x`` is seen)."""
+        from river import stats
+
+        if model.threshold is None:
+            model.threshold = stats.RollingQuantile(self.anomaly.quantile,
+                                                    window_size=self.anomaly.window)
+        score = float(model.estimator.score_one(x))
+        bar = model.threshold.get()
+        flagged = model.scored >= self.anomaly.warmup and bar is not None and score > bar
+        model.threshold.update(score)
+        model.scored += 1
+        model.estimator.learn_one(x)
+        return ModelPrediction(model.name, model.version, model.role, flagged, None, score)
+
     def _predict_one(self, model: ServedModel, x: dict[str, float]) -> ModelPrediction:
+        if self.task == "anomaly":
+            return self._score_one(model, x)
         estimator = model.estimator
         if self.label.type == "regression":
             value = estimator.predict_one(x)

@@ -8,7 +8,7 @@ from typing import cast
 
 from confluent_kafka import Consumer
 
-from schemas.spec import load_spec
+from schemas.spec import SpecError, load_spec
 from schemas.topics import TopicName
 from services.common.consumer_service import connect, serve
 from services.common.kafka import make_admin
@@ -43,6 +43,9 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
     learner_id = settings.group(SERVICE)
     # The scaled layout: predictors serve ``features``; this service learns from what they logged.
     scaled = settings.model.layout == "learner"
+    if scaled and spec.models.task == "anomaly":
+        raise SpecError("models.task = 'anomaly' runs in one model process: its detectors "
+                         "learn from every event as they score it, which replicas cannot share")
     served: TopicName = "prediction-log" if scaled else "features"
     inputs: list[TopicName] = [served, "labels", "drift-alerts"]
     plumbing = connect(

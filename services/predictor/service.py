@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from schemas.spec import load_spec
+from schemas.spec import SpecError, load_spec
 from services.common.consumer_service import connect, serve
 from services.common.kafka import make_admin, make_consumer
 from services.common.runtime import StopSignal, configure_logging
@@ -31,6 +31,9 @@ def run(settings: PredictorSettings, stop: StopSignal) -> int:
     before joining the group, so a replica never holds partitions it cannot serve.
     """
     spec = load_spec(settings.spec)
+    if spec.models.task == "anomaly":
+        raise SpecError("models.task = 'anomaly' runs in one model process (no predictor "
+                         "replicas): its detectors learn from every event as they score it")
     options = settings.predictor
     group = settings.group(SERVICE)
     plumbing = connect(

@@ -177,6 +177,7 @@ def test_summary_lists_only_measures_with_data() -> None:
     assert quality.summary() == {
         "label_coverage": 0.5, "accuracy": 0.5, "majority_baseline": 0.5,
         "log_loss": round((-math.log(0.8) - math.log(0.4)) / 2, 4),
+        "precision": 0.5, "recall": 1.0,  # two predicted positives, one right; one positive
     }
     quality.roc_auc.refresh()
     assert quality.summary()["roc_auc"] == 1.0
@@ -190,3 +191,17 @@ def test_rolling_mean_of_small_values_after_huge_ones_has_no_leftover_rounding()
         quality.observe(outcome(1e-3, 0.0, score=0.0))
     assert quality.mae == pytest.approx(1e-3, rel=1e-12)
     assert quality.rmse == pytest.approx(1e-3, rel=1e-12)
+
+
+def test_precision_and_recall_follow_the_predicted_and_the_labelled_positives() -> None:
+    quality = ModelQuality(3)
+    for label, predicted in ((True, True), (False, True), (True, False), (False, False),
+                             (True, True)):
+        quality.observe(outcome(label, predicted, correct=label == predicted))
+    # predicted positive: labels True, False, True -> 2 of 3; labelled positive: flagged
+    # True, False, True -> 2 of 3
+    assert quality.precision.mean == pytest.approx(2 / 3)
+    assert quality.recall.mean == pytest.approx(2 / 3)
+    for _ in range(3):  # three right flags push the oldest out of both windows
+        quality.observe(outcome(True, True, correct=True))
+    assert quality.precision.mean == quality.recall.mean == 1.0
