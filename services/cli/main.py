@@ -79,8 +79,12 @@ def _replicas(text: str) -> int:
 def _stack_env(args: argparse.Namespace) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key.startswith("STREAMML_")}
     if getattr(args, "spec", None):
-        load_spec(args.spec)  # fail now, with the spec's own message, not in four logs
+        spec = load_spec(args.spec)  # fail now, with the spec's own message, not in four logs
         env["STREAMML_SPEC"] = str(args.spec)
+        from services.producer.scenarios import SCENARIOS
+
+        if spec.name in SCENARIOS:  # a built-in scenario's spec: its producer streams that
+            env.setdefault("STREAMML_PRODUCER__SCENARIO", spec.name)
     if getattr(args, "rate", None):
         env["STREAMML_PRODUCER__RATE"] = str(args.rate)
     return env

@@ -120,3 +120,18 @@ def test_the_sink_exports_score_quantiles_and_the_flagged_share() -> None:
                                      {"model": "hst"}) == pytest.approx(0.2)
     assert registry.get_sample_value("streamml_prediction_score_quantile",
                                      {"model": "hst", "quantile": "0.9"}) == pytest.approx(0.8)
+
+
+def test_up_with_the_sensors_spec_streams_the_sensors_scenario(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import argparse
+
+    from services.cli.main import _stack_env
+
+    monkeypatch.delenv("STREAMML_PRODUCER__SCENARIO", raising=False)
+    env = _stack_env(argparse.Namespace(spec="sensors", rate=None))
+    assert env["STREAMML_PRODUCER__SCENARIO"] == "sensors"
+    monkeypatch.setenv("STREAMML_PRODUCER__SCENARIO", "clicks")  # what the user set wins
+    assert _stack_env(argparse.Namespace(spec="sensors", rate=None))[
+        "STREAMML_PRODUCER__SCENARIO"] == "clicks"
