@@ -33,6 +33,8 @@ class Prediction(Contract):
     event_time: AwareDatetime
     features_at: AwareDatetime
     predicted_at: AwareDatetime
+    segment: str | None = Field(default=None, max_length=256)
+    """With ``[models] segment_by``: the segment whose copy of the model answered."""
     model_release: int | None = Field(default=None, ge=0)
     """The scaled layout (``streamml up --predictors N``): the release served from, named by the
     labels the learner had learned when it made it. None when one process predicts and learns."""
@@ -64,3 +66,5 @@ class Outcome(Contract):
     label_delay_seconds: float = Field(ge=0)
     event_time: AwareDatetime
     learned_at: AwareDatetime
+    segment: str | None = Field(default=None, max_length=256)
+    """With ``[models] segment_by``: the segment whose copy of the model answered and learned."""

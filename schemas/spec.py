@@ -147,6 +147,11 @@ class PipelineSpec(ClosedSpec):
         if self.models.task == "anomaly" and self.label.type != "binary":
             raise ValueError("models.task = 'anomaly' needs a binary label (1: a confirmed "
                              f"incident), got label.type = '{self.label.type}'")
+        segment_by = self.models.segment_by
+        if segment_by is not None and segment_by not in self.entity_keys and (
+                segment_by not in self.fields or self.fields[segment_by].type != "categorical"):
+            raise ValueError(f"models.segment_by = '{segment_by}' must be an entity key "
+                             f"{list(self.entity_keys)} or a categorical field")
         model_names = [self.models.champion.name, *(m.name for m in self.models.challengers)]
         if len(set(model_names)) != len(model_names):
             raise ValueError(f"model names must be unique, got {model_names}")

@@ -110,3 +110,8 @@ class ModelsSpec(ClosedSpec):
     score every event and learn from it at once, without labels; the prediction is whether the
     score passes the ``anomaly`` rule, and labels (confirmed incidents, binary) only judge it."""
     anomaly: AnomalySpec = Field(default_factory=AnomalySpec)
+    segment_by: Identifier | None = None
+    """An entity key or a categorical field: one independent copy of every model per value
+    (a device type, a country), created when the value is first seen."""
+    max_segments: int = Field(default=1000, ge=1)
+    """Segments kept at most; the least recently used is dropped (and counted) beyond."""

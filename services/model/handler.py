@@ -51,6 +51,7 @@ from services.model.messages import ModelTopics as ModelTopics
 from services.model.metrics import ModelMetrics
 from services.model.pending import BoundedMap, PendingEntry, PendingStore, named
 from services.model.releases import ReleasePublisher
+from services.model.segments import segment_of
 from services.model.settings import ModelOptions
 from services.model.state import HandlerState
 
@@ -103,11 +104,8 @@ class ModelHandler:
         self._predicted = BoundedMap[int](options.remembered_ids, "predicted")
         self._resolved = BoundedMap[bool](options.remembered_ids, "resolved")  # -> timed out?
         self._ready: list[tuple[float, float, str]] = []  # (label time, event time, event id)
-        self._newest_time = 0.0
-        self._newest_seen_at = monotonic()
-        self._newest_feature_time = 0.0
-        self._last_features_at = monotonic()
-        self._stream_now = 0.0
+        self._newest_time = self._newest_feature_time = self._stream_now = 0.0
+        self._newest_seen_at = self._last_features_at = monotonic()
         self.labels_learned = 0
         self.revision = 0
         """Bumped whenever state changes or output is produced: what a checkpoint must cover."""
@@ -169,6 +167,7 @@ class ModelHandler:
             predicted=self._predicted, resolved=self._resolved, ready=self._ready,
             newest_time=self._newest_time, newest_feature_time=self._newest_feature_time,
             stream_now=self.stream_now(), labels_learned=self.labels_learned,
+            segments=self.learner.segments,
         )
 
     def restore(self, loaded: object) -> None:
@@ -176,15 +175,16 @@ class ModelHandler:
         state = HandlerState.of(loaded)
         self.learner.models = state.models
         self.learner.champion_version = int(state.champion_version)
+        if self.learner.segments is not None and state.segments is not None:
+            self.learner.segments = state.segments
         self.governor.race = state.race
         self.pending = state.pending
-        self._early = named(state.early, "early")
-        self._predicted = named(state.predicted, "predicted")
-        self._resolved = named(state.resolved, "resolved")
+        self._early, self._predicted, self._resolved = (
+            named(state.early, "early"), named(state.predicted, "predicted"),
+            named(state.resolved, "resolved"))
         self._ready = state.ready
-        self._newest_time = float(state.newest_time)
-        self._newest_feature_time = float(state.newest_feature_time)
-        self._stream_now = float(state.stream_now)
+        self._newest_time, self._newest_feature_time, self._stream_now = (
+            float(state.newest_time), float(state.newest_feature_time), float(state.stream_now))
         self.labels_learned = int(state.labels_learned)
         self._newest_seen_at = self._last_features_at = self._monotonic()
 
@@ -233,21 +233,20 @@ class ModelHandler:
                  served: list[ModelPrediction] | None) -> None:
         """Every model's answer into the pending store; the champion's to ``predictions``. What a
         predictor ``served`` is taken as it is (and was published by the predictor)."""
-        x = vectorize(vector.features, self._categories)
-        entry = PendingEntry(
-            vector.event_id, x, vector.event_time,
-            deadline=vector.event_time.timestamp() + self._window,
-        )
+        x, segment = vectorize(vector.features, self._categories), segment_of(
+            vector, self.learner.segment_by)
+        entry = PendingEntry(vector.event_id, x, vector.event_time,
+                             deadline=vector.event_time.timestamp() + self._window, segment=segment)
         predicted_at = self._clock()
         keep_probabilities = self.learner.keeps_class_probabilities()
-        for answer in self.learner.predict(x) if served is None else served:
+        for answer in self.learner.predict(x, segment) if served is None else served:
             entry.predictions[answer.model] = (answer.version, answer.prediction, answer.score)
             if keep_probabilities and answer.probabilities is not None:
                 entry.class_probabilities = entry.class_probabilities or {}
                 entry.class_probabilities[answer.model] = answer.probabilities
             if answer.role != "champion" or served is not None:
                 continue
-            prediction = prediction_of(vector, answer, received, predicted_at)
+            prediction = prediction_of(vector, answer, received, predicted_at, segment=segment)
             self._producer.produce(self._topics.predictions, value=encode_plain(prediction),
                                    key=vector.event_id.encode())
             self._metrics.predictions(model=answer.model, version=str(answer.version),
@@ -372,7 +371,7 @@ class ModelHandler:
                 self._topics.outcomes, value=encode_plain(outcome), key=entry.event_id.encode()
             )
             self._metrics.learned(model=outcome.model, timed_out=str(timed_out).lower()).inc()
-        self.learner.learn(entry.x, y)
+        self.learner.learn(entry.x, y, entry.segment)
         self.labels_learned += 1
         self._resolved.put(entry.event_id, timed_out)
         self.governor.after_label(entry.predictions, y, self.labels_learned)

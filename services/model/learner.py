@@ -14,6 +14,7 @@ from typing import Any, Literal
 from schemas.events import LabelValue
 from schemas.spec import LabelSpec, ModelSpec, ModelsSpec, SpecError
 from services.model.estimators import build_estimator
+from services.model.segments import Segments
 
 _TRUE_STRINGS = {"1", "true", "yes", "y", "t"}
 _FALSE_STRINGS = {"0", "false", "no", "n", "f"}
@@ -61,6 +62,10 @@ class Learner:
         self.label = label
         self.task = models.task
         self.anomaly = models.anomaly
+        self.segment_by = models.segment_by
+        self.segments = Segments(models.max_segments) if models.segment_by else None
+        """With ``segment_by``: each segment's own copies of :attr:`models`, which then only
+        name the models, their roles and versions."""
         if label.on_timeout == "negative":
             try:
                 self.normalise_label(label.negative_value)
@@ -90,6 +95,8 @@ class Learner:
         self.champion_version += 1
         winner.version = self.champion_version
         self.models.insert(0, winner)
+        if self.segments is not None:
+            self.segments.promote(name, self.champion_version)
         return winner
 
     def reset_champion(self) -> ServedModel:
@@ -98,6 +105,8 @@ class Learner:
         champion.estimator = build_estimator(champion.spec)
         self.champion_version += 1
         champion.version = self.champion_version
+        if self.segments is not None:
+            self.segments.reset_champion(self.champion_version)
         return champion
 
     def start_fresh_challenger(self) -> ServedModel:
@@ -110,6 +119,8 @@ class Learner:
             model for model in self.models
             if model.role == "champion" or "-fresh-" not in model.name
         ] + [fresh]
+        if self.segments is not None:
+            self.segments.add_fresh(fresh)
         return fresh
 
     def normalise_label(self, value: LabelValue) -> bool | int | float | str:
@@ -180,16 +191,23 @@ class Learner:
             return None
         return min(1.0, max(0.0, probability))
 
-    def predict(self, x: dict[str, float]) -> list[ModelPrediction]:
-        """Every model's prediction for ``x``, champion first."""
-        return [self._predict_one(model, x) for model in self.models]
+    def models_of(self, segment: str | None) -> list[ServedModel]:
+        """The models that answer for ``segment`` (all of them without segments)."""
+        if self.segments is None or segment is None:
+            return self.models
+        return self.segments.models(segment, self.models)
 
-    def learn(self, x: dict[str, float], y: bool | int | float | str) -> None:
-        """Every model learns ``(x, y)`` once (anomaly detectors learned ``x`` when they scored
-        it, and learn nothing from labels)."""
+    def predict(self, x: dict[str, float], segment: str | None = None) -> list[ModelPrediction]:
+        """Every model's prediction for ``x`` (its ``segment``'s copies), champion first."""
+        return [self._predict_one(model, x) for model in self.models_of(segment)]
+
+    def learn(self, x: dict[str, float], y: bool | int | float | str,
+              segment: str | None = None) -> None:
+        """Every model (of ``segment``) learns ``(x, y)`` once (anomaly detectors learned ``x``
+        when they scored it, and learn nothing from labels)."""
         if self.task == "anomaly":
             return
-        for model in self.models:
+        for model in self.models_of(segment):
             model.estimator.learn_one(x, y)
 
     def _score_one(self, model: ServedModel, x: dict[str, float]) -> ModelPrediction:

@@ -103,14 +103,16 @@ def read_message(model: type[ContractT], raw: bytes | None) -> ContractT:
 
 
 def prediction_of(vector: FeatureVector, answer: ModelPrediction, received: datetime,
-                  predicted_at: datetime, release: int | None = None) -> Prediction:
+                  predicted_at: datetime, release: int | None = None,
+                  segment: str | None = None) -> Prediction:
     """``answer`` for ``vector`` as a ``predictions`` message (features read at ``received``;
-    ``release``: the model release used, in the scaled layout)."""
+    ``release``: the model release used, in the scaled layout; ``segment``: whose copy of the
+    model answered)."""
     return Prediction(
         event_id=vector.event_id, model=answer.model, model_version=answer.version,
         role=answer.role, prediction=answer.prediction, probabilities=answer.probabilities,
         score=answer.score, event_time=vector.event_time, features_at=received,
-        predicted_at=predicted_at, model_release=release,
+        predicted_at=predicted_at, model_release=release, segment=segment,
     )
 
 
@@ -129,5 +131,5 @@ def outcomes_of(entry: PendingEntry, y: bool | int | float | str, timed_out: boo
             # No prediction (a model that has learned nothing yet) is not judged, as in River.
             correct=None if learner.label.type == "regression" or prediction is None
             else prediction == y, timed_out=timed_out, label_delay_seconds=delay,
-            event_time=entry.event_time, learned_at=learned_at,
+            event_time=entry.event_time, learned_at=learned_at, segment=entry.segment,
         )

@@ -37,11 +37,14 @@ class PendingEntry:
     class_probabilities: dict[str, dict[str, float]] | None = None
     """model name -> the class probabilities it predicted, kept for multiclass labels only (for
     log loss). A plain ``None`` default, so entries pickled before this field existed load."""
+    segment: str | None = None
+    """With ``[models] segment_by``: the segment whose models answered, and will learn."""
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """Pickled as a tuple of its fields: a checkpoint pickles tens of thousands of them."""
         return PendingEntry, (self.event_id, self.x, self.event_time, self.deadline,
-                              self.predictions, self.label, self.class_probabilities)
+                              self.predictions, self.label, self.class_probabilities,
+                              self.segment)
 
 
 class PendingStore:

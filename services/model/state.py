@@ -7,13 +7,14 @@ checkpointed one was. Checkpoints written before it existed pickled the same fie
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 from services.model.learner import ServedModel
 from services.model.messages import EarlyLabel
 from services.model.pending import BoundedMap, PendingStore
 from services.model.promotion import ChallengerRace
+from services.model.segments import Segments
 
 
 @dataclass
@@ -33,6 +34,8 @@ class HandlerState:
     newest_feature_time: float
     stream_now: float
     labels_learned: int
+    segments: Segments | None = None
+    """With ``[models] segment_by``: every segment's models (None in states without it)."""
 
     @classmethod
     def of(cls, loaded: object) -> HandlerState:
@@ -41,7 +44,8 @@ class HandlerState:
         if isinstance(loaded, HandlerState):
             return loaded
         if isinstance(loaded, dict):
-            names = {field.name for field in fields(cls)}
+            names = {field.name for field in fields(cls) if field.name in loaded
+                     or field.default is MISSING}
             missing = names - loaded.keys()
             if missing:
                 raise TypeError(f"checkpoint state lacks {', '.join(sorted(missing))}")
