@@ -170,6 +170,11 @@ async def drain_messages(
             await consumer.sleep(0)
             if consumer.should_stop:
                 continue
+            for tp, offset in offsets.take_rereads():
+                consumer.log.info("%s: records handed over from %s on were dropped unprocessed "
+                                  "(the streams' queues were emptied): reading them again",
+                                  tp, offset)
+                await read_again(consumer, tp, offset)
             jumps.new_batch()
             now = monotonic()
             if now - checked_at >= CHECK_EVERY_SECONDS:

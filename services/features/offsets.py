@@ -12,7 +12,14 @@ SIGKILL and restart. This module replaces that bookkeeping with one rule:
   committed (:meth:`ProcessedOffsets.reset`);
 * records are handed over in offset order, each exactly once (:meth:`expected` is the next one);
 * the offset committed for a partition is that of the first record handed over and not yet
-  finished by its agent (:meth:`committable`): never past a record that was not processed.
+  finished by its agent (:meth:`committable`): never past a record that was not processed;
+* records handed over and not finished when faust empties the streams' queues are read again
+  (:meth:`rewind`). faust empties them whenever the flow resumes, and at the end of a recovery it
+  resumes the flow only after the partitions were sent to their read positions: records handed
+  over in between were dropped unprocessed while later ones were processed. The worker never
+  read them again, its commit stayed behind them, and the entities' states passed them, so a
+  restart skipped them too: seen after a SIGKILL and restart, the first records after a
+  partition's committed offset never got a vector.
 
 Pure logic; keys are faust's ``TP`` (any hashable works).
 """
@@ -24,10 +31,12 @@ from collections.abc import Hashable, Iterable
 
 
 class _Partition:
-    __slots__ = ("finished_early", "next_to_read", "pending", "resume_at")
+    __slots__ = ("finished_early", "next_to_read", "pending", "reread", "resume_at")
 
-    def __init__(self, position: int) -> None:
+    def __init__(self, position: int, reread: bool = False) -> None:
         self.next_to_read = position
+        self.reread = reread
+        """Whether the fetch position must be sent back to :attr:`next_to_read`."""
         self.resume_at = position
         """Where reading resumes once every record handed over is finished."""
         self.pending: deque[int] = deque()
@@ -51,6 +60,24 @@ class ProcessedOffsets:
         """The partitions were revoked: nothing of them is read or committed any more."""
         for tp in tps:
             self._partitions.pop(tp, None)
+
+    def rewind(self) -> None:
+        """The streams' queues were emptied: a record handed over and not finished may never be
+        processed. Each partition with such records is read again from the first of them (a record
+        an agent was still working on is then processed again, which the states recognise)."""
+        for tp, partition in self._partitions.items():
+            if partition.pending:
+                self._partitions[tp] = _Partition(partition.pending[0], reread=True)
+
+    def take_rereads(self) -> list[tuple[Hashable, int]]:
+        """(partition, offset) of each partition :meth:`rewind` sent back since the last call:
+        its fetch position must go back to that offset."""
+        found = []
+        for tp, partition in self._partitions.items():
+            if partition.reread:
+                partition.reread = False
+                found.append((tp, partition.next_to_read))
+        return found
 
     def expected(self, tp: Hashable) -> int | None:
         """The offset of the next record to hand over; None if ``tp`` is not tracked."""

@@ -12,6 +12,8 @@
   every stream partition is sent to its committed offset (or its beginning) when streams resume,
   and a commit never goes past a record its agent has not finished.
 * The producer runs the app's ``before_flush`` hooks before every flush.
+* Whenever faust empties the streams' queues (it does so each time the flow resumes), the records
+  handed over and not finished are read again (:meth:`ProcessedOffsets.rewind`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
 
 from services.features.drain import drain_messages
 from services.features.offsets import ProcessedOffsets
@@ -122,6 +126,19 @@ class _Producer(faust_aiokafka.Producer):
         await super().flush()
 
 
+class _FlowControl(FlowControlEvent):
+    """faust's flow control, which also empties the streams' queues whenever the flow resumes
+    (and when partitions are revoked): what was handed over and not finished is read again."""
+
+    def __init__(self, processed: ProcessedOffsets, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._processed = processed
+
+    def clear(self) -> None:
+        super().clear()
+        self._processed.rewind()
+
+
 class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
     Producer = _Producer
@@ -143,6 +160,12 @@ class LowLatencyApp(faust.App):
         """What the agents finished: they call ``processed.finished(tp, offset)`` per record."""
         self.before_flush: list[Callable[[], Awaitable[Any]]] = []
         super().__init__(id, **options)
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        """faust's flow control, with the streams' queues' records read again when it empties
+        them (see :class:`_FlowControl`)."""
+        return _FlowControl(self.processed, loop=self.loop)
 
     def _new_transport(self) -> _Transport:
         return _Transport(self.conf.broker_consumer, self)
