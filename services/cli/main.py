@@ -25,6 +25,7 @@ from services.cli.bench.tools import TOOLS, tool_main
 from services.cli.evaluate_anomaly import add_parser as add_evaluate_anomaly_parser
 from services.cli.evaluate_drift import add_parser as add_evaluate_drift_parser
 from services.cli.evaluate_estimate import add_parser as add_evaluate_estimate_parser
+from services.cli.evaluate_segments import add_parser as add_evaluate_segments_parser
 from services.cli.local_kafka import BrokerError, BrokerPaths, LocalBroker
 from services.cli.local_kafka.command import add_kafka_arguments, run_kafka_command
 from services.cli.local_kafka.fetch import FetchError
@@ -339,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_drift_parser(commands)
     add_evaluate_estimate_parser(commands)
     add_evaluate_anomaly_parser(commands)
+    add_evaluate_segments_parser(commands)
     add_backtest_parser(commands)
     return parser
 

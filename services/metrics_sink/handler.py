@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from functools import partial
 
@@ -18,7 +18,11 @@ from services.common.dead_letters import DeadLetter
 from services.metrics_sink.estimate import AccuracyEstimate, confidence_of, outcome_confidence
 from services.metrics_sink.metrics import SinkMetrics
 from services.metrics_sink.quality import ModelQuality
+from services.metrics_sink.rolling import RollingMean
 from services.metrics_sink.scores import QUANTILES, ScoreWindow
+
+SEGMENT_SERIES = 50
+"""Per model, the segments whose rolling accuracy is exported (the most recently active)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class SinkHandler:
         self.quality: defaultdict[str, ModelQuality] = defaultdict(lambda: ModelQuality(window))
         self.estimates: dict[str, AccuracyEstimate] = {}
         self.scores: dict[str, ScoreWindow] = {}
+        self.segments: OrderedDict[tuple[str, str], RollingMean] = OrderedDict()
+        """(model, segment) -> its rolling accuracy; at most SEGMENT_SERIES per model kept."""
         self._window = window
         """Per model that predicts on ``predictions``: its predictions waiting for labels."""
 
@@ -119,6 +125,8 @@ class SinkHandler:
         if estimate is not None and outcome.correct is not None:
             estimate.resolved(outcome.event_id, outcome.correct, outcome_confidence(outcome))
         self._metrics.label_coverage(model=model).set(quality.label_coverage.mean)
+        if outcome.correct is not None and outcome.segment is not None:
+            self._on_segment_outcome(model, outcome.segment, outcome.correct)
         if outcome.correct is not None:
             self._metrics.rolling_accuracy(model=model).set(quality.accuracy.mean)
             self._metrics.majority_baseline(model=model).set(quality.majority.share)
@@ -133,6 +141,17 @@ class SinkHandler:
             self._metrics.rolling_rmse(model=model).set(quality.rmse)
         if quality.roc_auc.changes >= self._roc_auc_every:
             self._refresh_roc_auc(model, quality)
+
+    def _on_segment_outcome(self, model: str, segment: str, correct: bool) -> None:
+        key = (model, segment)
+        window = self.segments.pop(key, None) or RollingMean(self._window)
+        self.segments[key] = window  # the most recently active last
+        window.update(1.0 if correct else 0.0)
+        self._metrics.segment_accuracy.labels(model=model, segment=segment).set(window.mean)
+        if sum(1 for kept, _ in self.segments if kept == model) > SEGMENT_SERIES:
+            oldest = next(k for k in self.segments if k[0] == model)
+            del self.segments[oldest]
+            self._metrics.segment_accuracy.remove(*oldest)
 
     def _refresh_roc_auc(self, model: str, quality: ModelQuality) -> None:
         auc = quality.roc_auc.refresh()

@@ -53,6 +53,13 @@ class SinkMetrics:
             "Predictions the estimated accuracy covers: made, with a confidence, and without "
             "an outcome yet.", ["model"], registry=registry,
         )
+        self.segment_accuracy = Gauge(
+            "streamml_segment_rolling_accuracy_ratio",
+            "With [models] segment_by: accuracy over each model's last outcomes in each segment "
+            "(the most recently active segments only, at most 50 per model).",
+            ["model", "segment"], registry=registry,
+        )
+        """The gauge itself: a segment's series is removed when it leaves the kept ones."""
         self.rolling_precision = labelled(Gauge(
             "streamml_rolling_precision_ratio",
             "Binary outcomes: share of a model's last predicted positives (an anomaly model's "

@@ -27,6 +27,15 @@ class ModelMetrics:
             "invalid (its value does not fit the spec's label type).",
             ["kind"], registry=registry,
         ))
+        self.segments = Gauge(
+            "streamml_model_segments",
+            "With [models] segment_by: segments whose models are kept.", registry=registry,
+        )
+        self.segments_evicted = Gauge(
+            "streamml_model_segments_evicted",
+            "With [models] segment_by: segments dropped (least recently used) since start.",
+            registry=registry,
+        )
         self.duplicate_features = Counter(
             "streamml_model_duplicate_feature_vectors_total",
             "Feature vectors for an event already predicted (redelivery); not predicted again.",

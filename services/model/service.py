@@ -43,9 +43,9 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
     learner_id = settings.group(SERVICE)
     # The scaled layout: predictors serve ``features``; this service learns from what they logged.
     scaled = settings.model.layout == "learner"
-    if scaled and spec.models.task == "anomaly":
-        raise SpecError("models.task = 'anomaly' runs in one model process: its detectors "
-                         "learn from every event as they score it, which replicas cannot share")
+    if scaled and (spec.models.task == "anomaly" or spec.models.segment_by):
+        raise SpecError("models.task = 'anomaly' and models.segment_by run in one model "
+                        "process (no predictor replicas)")
     served: TopicName = "prediction-log" if scaled else "features"
     inputs: list[TopicName] = [served, "labels", "drift-alerts"]
     plumbing = connect(
@@ -110,6 +110,9 @@ def run(settings: ModelSettings, stop: StopSignal) -> int:
     metrics.checkpoint_full_bytes.set_function(lambda: checkpointer.last_full_size)
     metrics.checkpoint_seconds.set_function(lambda: checkpointer.last_seconds)
     metrics.champion_version.set_function(lambda: learner.champion_version)
+    metrics.segments.set_function(lambda: len(handler.learner.segments or ()))
+    metrics.segments_evicted.set_function(
+        lambda: handler.learner.segments.evicted if handler.learner.segments else 0)
     return serve(
         plumbing, handler, stop,
         details=lambda: {"spec": spec.name, "layout": options.layout,

@@ -31,9 +31,9 @@ def run(settings: PredictorSettings, stop: StopSignal) -> int:
     before joining the group, so a replica never holds partitions it cannot serve.
     """
     spec = load_spec(settings.spec)
-    if spec.models.task == "anomaly":
-        raise SpecError("models.task = 'anomaly' runs in one model process (no predictor "
-                         "replicas): its detectors learn from every event as they score it")
+    if spec.models.task == "anomaly" or spec.models.segment_by:
+        raise SpecError("models.task = 'anomaly' and models.segment_by run in one model "
+                        "process (no predictor replicas)")
     options = settings.predictor
     group = settings.group(SERVICE)
     plumbing = connect(
