@@ -98,7 +98,7 @@ class SinkHandler:
         if scores is None:
             scores = self.scores[model] = ScoreWindow(self._window)
             for q in QUANTILES:
-                self._metrics.score_quantile.labels(model=model, quantile=str(q)).set_function(
+                self._metrics.score_quantile.labels(model=model, q=str(q)).set_function(
                     partial(scores.quantile, q))
             self._metrics.positive_share.labels(model=model).set_function(scores.positive_share)
         return scores

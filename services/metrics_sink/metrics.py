@@ -73,7 +73,8 @@ class SinkMetrics:
         self.score_quantile = Gauge(
             "streamml_prediction_score_quantile",
             "Quantiles of the champion's last scores (an anomaly score, or the positive-class "
-            "probability), computed when scraped.", ["model", "quantile"], registry=registry,
+            "probability), computed when scraped; q: 0.5, 0.9 or 0.99 (the label name "
+            "quantile belongs to summaries).", ["model", "q"], registry=registry,
         )
         self.positive_share = Gauge(
             "streamml_positive_prediction_ratio",

@@ -91,6 +91,6 @@ def test_readings_are_scored_flagged_and_judged_by_the_incidents_that_come_back(
     share = metrics['streamml_positive_prediction_ratio{model=hst}']
     print(f"sink: recall {recall:.3f}, flagged share {share:.4f}, "
           f"precision {metrics.get('streamml_rolling_precision_ratio{model=hst}')}, "
-          f"score p99 {metrics.get('streamml_prediction_score_quantile{model=hst,quantile=0.99}')}")
+          f"score p99 {metrics.get('streamml_prediction_score_quantile{model=hst,q=0.99}')}")
     assert 0.0 <= recall <= 1.0 and 0.0 < share < 0.05
-    assert 'streamml_prediction_score_quantile{model=hst,quantile=0.99}' in metrics
+    assert 'streamml_prediction_score_quantile{model=hst,q=0.99}' in metrics

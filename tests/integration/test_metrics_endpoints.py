@@ -211,12 +211,12 @@ def test_the_sink_health_reports_each_models_rolling_quality(running: RunningSer
     deadline = time.monotonic() + TRAFFIC_DEADLINE_SECONDS
     measures: dict[str, float] = {}
     while set(measures) != {"label_coverage", "accuracy", "majority_baseline", "log_loss",
-                            "roc_auc"}:
+                            "roc_auc", "precision", "recall"}:
         assert time.monotonic() < deadline, f"incomplete quality in /health: {measures}"
         time.sleep(0.5)
         with urllib.request.urlopen(url, timeout=5) as reply:
             measures = orjson.loads(reply.read())["quality"].get(running.champion, {})
     assert all(0.0 <= measures[name] <= 1.0
-               for name in ("label_coverage", "accuracy", "roc_auc"))
+               for name in ("label_coverage", "accuracy", "roc_auc", "precision", "recall"))
     assert 0.5 <= measures["majority_baseline"] <= 1.0  # binary: the larger class's share
     assert measures["log_loss"] > 0.0

@@ -119,7 +119,7 @@ def test_the_sink_exports_score_quantiles_and_the_flagged_share() -> None:
     assert registry.get_sample_value("streamml_positive_prediction_ratio",
                                      {"model": "hst"}) == pytest.approx(0.2)
     assert registry.get_sample_value("streamml_prediction_score_quantile",
-                                     {"model": "hst", "quantile": "0.9"}) == pytest.approx(0.8)
+                                     {"model": "hst", "q": "0.9"}) == pytest.approx(0.8)
 
 
 def test_up_with_the_sensors_spec_streams_the_sensors_scenario(
