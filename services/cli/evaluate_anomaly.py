@@ -12,7 +12,6 @@ it does in the sink's metrics) and against the scenario's truth (every injected 
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +22,7 @@ import orjson
 from confluent_kafka import Message
 
 from schemas.codec import decode
-from schemas.predictions import Outcome, Prediction
+from schemas.predictions import Outcome
 from schemas.spec import PipelineSpec, load_spec
 from schemas.truth import GroundTruth
 from services.producer.scenarios.base import LabelledEvent, Scenario
@@ -76,13 +75,8 @@ class _Flags:
     """Every model's flag per event (from the outcomes: one per model and event)."""
 
     outcomes: dict[str, dict[str, tuple[bool, bool]]] = field(default_factory=dict)
-    champion_flags: Counter[str] = field(default_factory=Counter)
 
     def handle(self, message: Message) -> None:
-        if message.topic() == "predictions":
-            prediction = decode(Prediction, message.value())
-            self.champion_flags[prediction.model] += bool(prediction.prediction)
-            return
         outcome = decode(Outcome, message.value())
         self.outcomes.setdefault(outcome.model, {})[outcome.event_id] = (
             bool(outcome.prediction), bool(outcome.label))
@@ -135,7 +129,7 @@ def cmd_evaluate_anomaly(args: argparse.Namespace) -> int:
         flags = _Flags()
         run = run_in_process(_with_quantile(spec, quantile), scenario,  # type: ignore[arg-type]
                              args.events, args.rate, DEFAULT_START,
-                             observers=[("predictions", flags), ("outcomes", flags)])
+                             observers=[("outcomes", flags)])
         for model, by_event in flags.outcomes.items():
             rows.append({"quantile": quantile, "model": model,
                          **scores(by_event, scenario.anomalies)})
